@@ -1,0 +1,106 @@
+"""Orbax checkpoints under `<workdir>/checkpoints/<step>/`.
+
+Each checkpoint holds four items:
+  state      the whole GANState (what training resumes from)
+  generator  the EMA generator's variables (what sampling restores, without the rest)
+  config     the run's config as JSON
+  data       the data facts: class names, image shape, number of classes
+so a workdir alone is enough to rebuild the generator and sample from it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from jaxgan.errors import UserError
+
+ITEMS = ("state", "generator", "config", "data")
+# Keys that fix the shapes of the model or the data: a resume that changes one is refused.
+SHAPE_KEYS = ("data.resolution", "data.channels", "data.conditional", "model.latent_dim",
+              "model.g_width", "model.d_width", "model.d_norm")
+
+
+def checkpoint_dir(workdir) -> str:
+    return os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints")
+
+
+def make_manager(workdir, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
+                                           read_only=read_only)
+    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=ITEMS)
+
+
+def generator_variables(state) -> dict:
+    variables = {"params": state.ema_params}
+    if state.ema_stats:
+        variables["batch_stats"] = state.ema_stats
+    return variables
+
+
+def save(manager: ocp.CheckpointManager, state, config, data_facts: dict) -> None:
+    """Asynchronous, atomic save (Orbax writes to a temporary directory and renames it)."""
+    step = int(jax.device_get(state.step))
+    manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        generator=ocp.args.StandardSave(generator_variables(state)),
+        config=ocp.args.JsonSave(json.loads(config.to_json_best_effort())),
+        data=ocp.args.JsonSave(data_facts)), force=True)
+
+
+def with_sharding(abstract_tree, sharding):
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
+                        abstract_tree)
+
+
+def restore_meta(manager: ocp.CheckpointManager, step: int):
+    """(config, data facts) saved at `step`."""
+    restored = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore(),
+                                                             data=ocp.args.JsonRestore()))
+    return ml_collections.ConfigDict(restored["config"]), dict(restored["data"])
+
+
+def restore_item(manager: ocp.CheckpointManager, step: int, name: str, abstract_tree, mesh=None):
+    """Restore one pytree item, replicated over `mesh` (or on the first local device)."""
+    sharding = (NamedSharding(mesh, P()) if mesh is not None
+                else jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
+    target = with_sharding(abstract_tree, sharding)
+    restored = manager.restore(step, args=ocp.args.Composite(
+        **{name: ocp.args.StandardRestore(target)}))
+    return restored[name]
+
+
+def restore_latest_state(manager, abstract_state, mesh):
+    """The newest readable state, falling back past damaged checkpoints; None if there is none."""
+    steps = sorted(manager.all_steps(), reverse=True)
+    for step in steps:
+        try:
+            return restore_item(manager, step, "state", abstract_state, mesh)
+        except Exception as error:  # a damaged checkpoint: truncated or missing files
+            logging.warning("checkpoint %s (step %d) is unreadable (%s: %s); trying an older one",
+                            os.path.join(manager.directory, str(step)), step,
+                            type(error).__name__, str(error).splitlines()[0] if str(error) else "")
+    if steps:
+        raise UserError(f"no readable checkpoint in {manager.directory} (steps {steps} are all "
+                        "damaged); nothing was deleted. Move the directory away to start afresh.")
+    return None
+
+
+def _get(config, dotted: str):
+    node = config
+    for part in dotted.split("."):
+        if part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def incompatible_keys(saved_config, config) -> list[str]:
+    """The shape-defining keys whose values differ between a saved config and the current one."""
+    return [f"{key}: {_get(saved_config, key)!r} -> {_get(config, key)!r}" for key in SHAPE_KEYS
+            if _get(saved_config, key) != _get(config, key)]
