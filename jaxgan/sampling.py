@@ -13,7 +13,7 @@ import numpy as np
 
 from jaxgan import checkpoint
 from jaxgan.errors import UserError
-from jaxgan.images import auto_upscale, make_grid
+from jaxgan.images import auto_upscale, make_grid, save_png
 from jaxgan.models import build_models
 
 GRID_COLUMNS = 8
@@ -86,6 +86,16 @@ class Sampler:
                 raise UserError("pass num=N (a positive number of images)")
             labels = np.zeros(num, np.int32)
         return self._sample(self.variables, key, jnp.asarray(labels))
+
+
+def write_class_grid(sampler: Sampler, path, seed: int = 0, upscale: int | None = None) -> None:
+    """A grid PNG: one row of 8 per class (8x8 for unconditional models)."""
+    labels = grid_labels(sampler.num_classes)
+    key = jax.random.key(seed)
+    images = (sampler(key, labels=labels) if sampler.num_classes
+              else sampler(key, num=labels.shape[0]))
+    save_png(path, grid_image(np.asarray(images), upscale),
+             {"Software": "jaxgan", "Step": sampler.step, "Comment": "AI-generated"})
 
 
 def load_sampler(workdir, step: int | None = None) -> Sampler:

@@ -140,7 +140,7 @@ def draw_batch(data, key, batch_size: int, mesh: Mesh, random_flip: bool = False
     index_key, flip_key = jax.random.split(key)
     index = jax.random.randint(index_key, (batch_size,), 0, data["label"].shape[0])
     index = lax.with_sharding_constraint(index, NamedSharding(mesh, P(AXIS)))
-    images = data["image"][index].astype(jnp.float32) / 127.5 - 1.0
+    images = (data["image"][index].astype(jnp.float32) - 127.5) / 127.5  # exactly [-1, 1]
     if random_flip:
         flip = jax.random.bernoulli(flip_key, 0.5, (batch_size, 1, 1, 1))
         images = jnp.where(flip, images[:, :, ::-1], images)

@@ -1,0 +1,43 @@
+"""Test setup: 8 fake CPU devices (before JAX is imported) and a tiny config."""
+import importlib.util
+import os
+import pathlib
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def load_config(name: str = "digits"):
+    spec = importlib.util.spec_from_file_location(f"configs.{name}", ROOT / "configs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+# The same shrinking, as command-line overrides, for runs through train.py.
+TINY_OVERRIDES = {
+    "model.g_width": 8, "model.d_width": 8, "model.latent_dim": 16, "train.batch_size": 16,
+    "train.num_steps": 4, "train.steps_per_call": 2, "train.log_every_steps": 2,
+    "train.sample_every_steps": 4, "checkpoint.every_steps": 2,
+}
+
+
+def tiny_config(name: str = "digits", **overrides):
+    config = load_config(name)
+    for key, value in {**TINY_OVERRIDES, **overrides}.items():
+        section, field = key.split(".")
+        config[section][field] = value
+    return config
+
+
+def override_flags(**overrides) -> list[str]:
+    return [f"--config.{k}={v}" for k, v in {**TINY_OVERRIDES, **overrides}.items()]
+
+
+@pytest.fixture
+def config():
+    return tiny_config()

@@ -1,0 +1,40 @@
+import math
+
+import jax.numpy as jnp
+import pytest
+
+from jaxgan import losses
+
+REAL = jnp.array([2.0, -1.0])
+FAKE = jnp.array([0.5, -3.0])
+
+
+def softplus(x):
+    return math.log(1.0 + math.exp(x))
+
+
+def test_non_saturating_d_loss():
+    expected = (softplus(-2.0) + softplus(1.0)) / 2 + (softplus(0.5) + softplus(-3.0)) / 2
+    assert float(losses.d_loss("non_saturating", REAL, FAKE)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_non_saturating_g_loss():
+    expected = (softplus(-0.5) + softplus(3.0)) / 2
+    assert float(losses.g_loss("non_saturating", FAKE)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_non_saturating_is_stable_for_large_logits():
+    # log(sigmoid(x)) written on probabilities gives inf/nan here; softplus does not.
+    assert float(losses.d_loss("non_saturating", jnp.array([200.0]), jnp.array([-200.0]))) == 0.0
+    assert float(losses.g_loss("non_saturating", jnp.array([-200.0]))) == pytest.approx(200.0)
+
+
+def test_hinge_losses():
+    # D: mean(relu(1 - [2, -1])) + mean(relu(1 + [0.5, -3])) = (0 + 2)/2 + (1.5 + 0)/2
+    assert float(losses.d_loss("hinge", REAL, FAKE)) == pytest.approx(1.75)
+    assert float(losses.g_loss("hinge", FAKE)) == pytest.approx(1.25)
+
+
+def test_unknown_loss_is_named():
+    with pytest.raises(ValueError, match="'wasserstein'"):
+        losses.d_loss("wasserstein", REAL, FAKE)

@@ -1,0 +1,90 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from jaxgan import data as data_lib
+from jaxgan.errors import UserError
+from jaxgan.state import create_state
+from jaxgan.train import validate
+from jaxgan.train_step import draw_batch, make_mesh, make_train_step
+
+SHAPE, CLASSES = (16, 16, 1), 10
+
+
+def setup(config, devices):
+    mesh = make_mesh(devices)
+    replicated = NamedSharding(mesh, P())
+    state = jax.device_put(create_state(config, SHAPE, CLASSES, jax.random.key(0)), replicated)
+    dataset = data_lib.load_digits(16, 1)
+    batch = {"image": (jnp.asarray(dataset.images[:16], jnp.float32) - 127.5) / 127.5,
+             "label": jnp.asarray(dataset.labels[:16])}
+    step = jax.jit(make_train_step(config, mesh, SHAPE, CLASSES))
+    return state, jax.device_put(batch, NamedSharding(mesh, P("data"))), step
+
+
+def leaves(state):
+    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
+
+
+def test_step_changes_params_and_is_deterministic(config):
+    state, batch, step = setup(config, jax.devices()[:1])
+    new_a, metrics = step(state, batch, jax.random.key(1))
+    new_b, _ = step(state, batch, jax.random.key(1))
+    new_c, _ = step(state, batch, jax.random.key(2))
+    assert int(new_a.step) == 1
+    for name in ("g_params", "d_params", "ema_params", "g_stats", "d_stats"):
+        before, after = leaves(getattr(state, name)), leaves(getattr(new_a, name))
+        assert any(not np.array_equal(b, a) for b, a in zip(before, after)), name
+    for a, b in zip(leaves(new_a), leaves(new_b)):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, c) for a, c in zip(leaves(new_a.g_params),
+                                                         leaves(new_c.g_params)))
+    assert set(metrics) == {"d_loss", "g_loss", "d_real", "d_fake", "finite"}
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    assert float(metrics["finite"]) == 1.0
+
+
+@pytest.mark.parametrize("overrides", [{}, {"train.loss": "hinge", "train.n_critic": 2,
+                                             "model.d_norm": "none"}])
+def test_eight_devices_equal_one_device(config, overrides):
+    assert len(jax.devices()) == 8, "run with XLA_FLAGS=--xla_force_host_platform_device_count=8"
+    for key, value in overrides.items():
+        section, field = key.split(".")
+        config[section][field] = value
+    results = []
+    for devices in (jax.devices()[:1], jax.devices()):
+        state, batch, step = setup(config, devices)
+        new_state, metrics = step(state, batch, jax.random.key(3))
+        results.append((leaves(new_state), jax.device_get(metrics)))
+    (one, one_metrics), (eight, eight_metrics) = results
+    for a, b in zip(one, eight):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for name in one_metrics:
+        np.testing.assert_allclose(one_metrics[name], eight_metrics[name], rtol=1e-5)
+
+
+def test_draw_batch_is_sharded_scaled_and_seeded(config):
+    mesh = make_mesh()
+    dataset = data_lib.load_digits(16, 1)
+    data = data_lib.to_device(dataset, mesh)
+    draw = jax.jit(lambda d, k: draw_batch(d, k, 16, mesh))
+    a, b = draw(data, jax.random.key(0)), draw(data, jax.random.key(0))
+    np.testing.assert_array_equal(a["image"], b["image"])
+    assert a["image"].shape == (16, 16, 16, 1) and a["image"].dtype == jnp.float32
+    assert -1.0 <= float(a["image"].min()) and float(a["image"].max()) <= 1.0
+    assert a["image"].sharding.spec == P("data")
+    # Each drawn image is a real digit with its own label.
+    images = np.asarray(a["image"])
+    real = (dataset.images.astype(np.float32) - 127.5) / 127.5
+    for image, label in zip(images, np.asarray(a["label"])):
+        match = np.flatnonzero(np.all(np.isclose(real, image, atol=1e-6), axis=(1, 2, 3)))
+        assert match.size and dataset.labels[match[0]] == label
+
+
+def test_batch_not_divisible_by_devices_is_refused(config):
+    config.train.batch_size = 12
+    with pytest.raises(UserError, match=r"train.batch_size=12 must be a positive multiple of the "
+                                         r"number of devices \(8\); try 16"):
+        validate(config, 8)
