@@ -1,33 +1,78 @@
-"""Draw images from a trained jaxgan run: `python sample.py --workdir runs/digits --grid out.png`.
+"""Draw images from a trained jaxgan run.
 
-The logic lives in `jaxgan.sampling`; this file only parses flags.
+  python sample.py --workdir runs/digits                       # a grid, 8 images per class
+  python sample.py --workdir runs/digits --seeds 0-63 --label 7 --grid sevens.png
+  python sample.py --workdir runs/art --seeds 1,5,9 --label impressionism --outdir out/
+  python sample.py --workdir runs/digits --interpolate 3,8 --label 1,7 --frames 24 --out walk.gif
+  python sample.py --workdir runs/digits --seeds 0-99 --label all --novelty --min-novelty 0.1 --outdir novel/
+
+The logic lives in `jaxgan.sampling` and `jaxgan.export`; this file only parses flags.
 """
+import argparse
+import os
 import sys
 
-from absl import app, flags
-
-from jaxgan import sampling
 from jaxgan.errors import UserError
 
-flags.DEFINE_string("workdir", None, "A training workdir (holds checkpoints/).", required=True)
-flags.DEFINE_integer("step", None, "Checkpoint step to load (default: the latest).")
-flags.DEFINE_string("grid", None, "Write a grid PNG here: one row per class, 8 images per row.")
-flags.DEFINE_integer("upscale", None, "Enlarge each image K times (default: to >= 64 px).")
-FLAGS = flags.FLAGS
 
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+def parse_seeds(text: str) -> list[int]:
+    """'0-63' or '1,5,9' (or a mix: '0-3,10')."""
+    seeds = []
     try:
-        sampler = sampling.load_sampler(FLAGS.workdir, FLAGS.step)
-        path = FLAGS.grid or "samples.png"
-        sampling.write_class_grid(sampler, path, upscale=FLAGS.upscale)
-        print(f"Wrote {path} (step {sampler.step}).")
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                first, last = part.split("-", 1)
+                seeds.extend(range(int(first), int(last) + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes '0-63' or '1,5,9', got {text!r}") from None
+    if not seeds or min(seeds) < 0 or max(seeds) >= 2**32:
+        raise argparse.ArgumentTypeError(f"--seeds must be in 0..2^32-1, got {text!r}")
+    return seeds
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description="Draw images from a trained jaxgan run.")
+    parser.add_argument("--workdir", required=True, help="a training workdir (holds checkpoints/)")
+    parser.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+    parser.add_argument("--seeds", type=parse_seeds, help="'0-63' or '1,5,9' (default 0-7)")
+    parser.add_argument("--label", help="a class name or index, or 'all' for one row per class "
+                        "(default: all); with --interpolate, 'X,Y' morphs class X into Y")
+    parser.add_argument("--truncation", type=float, default=1.0,
+                        help="psi in (0, 1]: noise truncated to [-2, 2] times psi (default 1.0)")
+    parser.add_argument("--grid", help="write one grid PNG here")
+    parser.add_argument("--outdir", help="write one PNG per image here (seed0005-CLASS.png)")
+    parser.add_argument("--interpolate", help="A,B: a spherical walk from seed A's noise to B's")
+    parser.add_argument("--frames", type=int, default=16, help="frames of the walk (default 16)")
+    parser.add_argument("--out", help="the GIF the walk is written to")
+    parser.add_argument("--upscale", type=int, help="enlarge each image K times (nearest); "
+                        "grids default to >= 64 px per image")
+    parser.add_argument("--watermark", action=argparse.BooleanOptionalAction, default=True,
+                        help="embed the invisible watermark in images >= 64x64 (default on)")
+    parser.add_argument("--novelty", action="store_true",
+                        help="report each image's nearest training image and distance")
+    parser.add_argument("--min-novelty", type=float, default=None, metavar="D",
+                        help="drop images closer than D (RMS pixel distance, 0-1) to a training image")
+    args = parser.parse_args(argv)
+    if args.interpolate and not args.out:
+        parser.error("--interpolate needs --out FILE.gif")
+    if args.upscale is not None and args.upscale < 1:
+        parser.error("--upscale must be >= 1")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from jaxgan import sample_cli  # after parsing: --help stays instant
+    try:
+        for line in sample_cli.run(args):
+            print(line)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    sys.exit(main())

@@ -6,7 +6,7 @@ Rerunning the same command resumes from the latest checkpoint in the workdir. Th
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 import jaxgan
@@ -24,6 +24,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # Orbax's INFO lines drown the progress bar
     if FLAGS.distributed:
         import jax
         jax.distributed.initialize()

@@ -24,8 +24,8 @@ def get_config():
 
     config.model = ml_collections.ConfigDict()
     config.model.latent_dim = 64
-    config.model.g_width = 64          # generator channels at the last block (DCGAN's ngf)
-    config.model.d_width = 64          # discriminator channels at the first block (DCGAN's ndf)
+    config.model.g_width = 32          # generator channels at the last block (DCGAN's ngf)
+    config.model.d_width = 32          # discriminator channels at the first block (DCGAN's ndf)
     config.model.d_norm = "batch"      # "batch" | "none"
     config.model.dtype = "float32"     # compute dtype; "bfloat16" for mixed precision
 

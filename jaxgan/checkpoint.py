@@ -46,11 +46,29 @@ def generator_variables(state) -> dict:
 def save(manager: ocp.CheckpointManager, state, config, data_facts: dict) -> None:
     """Asynchronous, atomic save (Orbax writes to a temporary directory and renames it)."""
     step = int(jax.device_get(state.step))
-    manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        generator=ocp.args.StandardSave(generator_variables(state)),
-        config=ocp.args.JsonSave(json.loads(config.to_json_best_effort())),
-        data=ocp.args.JsonSave(data_facts)), force=True)
+    try:
+        manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            generator=ocp.args.StandardSave(generator_variables(state)),
+            config=ocp.args.JsonSave(json.loads(config.to_json_best_effort())),
+            data=ocp.args.JsonSave(data_facts)), force=True)
+    except Exception as error:  # disk full, permissions, a failed earlier async save
+        raise _save_error(manager, error) from None
+
+
+def wait(manager: ocp.CheckpointManager) -> None:
+    """Block until the asynchronous saves are on disk."""
+    try:
+        manager.wait_until_finished()
+    except Exception as error:
+        raise _save_error(manager, error) from None
+
+
+def _save_error(manager, error) -> UserError:
+    kept = manager.all_steps()
+    return UserError(f"could not write a checkpoint to {manager.directory}: "
+                     f"{type(error).__name__}: {error}. Intact checkpoints: "
+                     f"{', '.join(map(str, sorted(kept))) or 'none'}.")
 
 
 def with_sharding(abstract_tree, sharding):
@@ -75,19 +93,30 @@ def restore_item(manager: ocp.CheckpointManager, step: int, name: str, abstract_
     return restored[name]
 
 
-def restore_latest_state(manager, abstract_state, mesh):
-    """The newest readable state, falling back past damaged checkpoints; None if there is none."""
+def restore_latest(manager, abstract_state_fn, mesh):
+    """(state, saved config, data facts) of the newest readable checkpoint, or None if none.
+
+    A damaged checkpoint (truncated or missing files) is skipped with a warning naming its path
+    and step; nothing is deleted. `abstract_state_fn(saved_config, facts)` gives the restore
+    target, or raises UserError when the checkpoint cannot be resumed with the current config.
+    """
     steps = sorted(manager.all_steps(), reverse=True)
     for step in steps:
         try:
-            return restore_item(manager, step, "state", abstract_state, mesh)
+            saved_config, facts = restore_meta(manager, step)
+            target = abstract_state_fn(saved_config, facts)
+            return restore_item(manager, step, "state", target, mesh), saved_config, facts
+        except UserError:
+            raise
         except Exception as error:  # a damaged checkpoint: truncated or missing files
+            first_line = (str(error).strip().splitlines() or [""])[0][:200]
             logging.warning("checkpoint %s (step %d) is unreadable (%s: %s); trying an older one",
-                            os.path.join(manager.directory, str(step)), step,
-                            type(error).__name__, str(error).splitlines()[0] if str(error) else "")
+                            os.path.join(os.fspath(manager.directory), str(step)), step,
+                            type(error).__name__, first_line)
     if steps:
-        raise UserError(f"no readable checkpoint in {manager.directory} (steps {steps} are all "
-                        "damaged); nothing was deleted. Move the directory away to start afresh.")
+        raise UserError(f"no readable checkpoint in {manager.directory} (steps "
+                        f"{', '.join(map(str, steps))} are all damaged); nothing was deleted. "
+                        "Move the directory away to start afresh.")
     return None
 
 

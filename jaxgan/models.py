@@ -32,6 +32,15 @@ def num_doublings(resolution: int) -> int:
     return int(math.log2(resolution)) - 2
 
 
+def embed_labels(embed: nn.Embed, labels):
+    """Look up class embeddings: int labels (B,), or class weights (B, K) for a weighted mix of
+    the embeddings (what morphing from one class to another interpolates)."""
+    if jnp.issubdtype(labels.dtype, jnp.integer):
+        return embed(labels)
+    embed(jnp.zeros((1,), jnp.int32))  # creates the table on first use
+    return labels.astype(jnp.float32) @ embed.embedding
+
+
 class ConditionalBatchNorm(nn.Module):
     """BatchNorm whose gain and bias are looked up per class; plain BatchNorm when unconditional.
 
@@ -50,16 +59,18 @@ class ConditionalBatchNorm(nn.Module):
                          use_scale=not conditional, use_bias=not conditional)(x)
         if conditional:
             features = x.shape[-1]
-            gain = nn.Embed(self.num_classes, features, embedding_init=nn.initializers.ones,
-                            name="gain")(labels)
-            bias = nn.Embed(self.num_classes, features, embedding_init=nn.initializers.zeros,
-                            name="bias")(labels)
+            gain = embed_labels(nn.Embed(self.num_classes, features, name="gain",
+                                         embedding_init=nn.initializers.ones), labels)
+            bias = embed_labels(nn.Embed(self.num_classes, features, name="bias",
+                                         embedding_init=nn.initializers.zeros), labels)
             x = x * gain[:, None, None, :].astype(x.dtype) + bias[:, None, None, :].astype(x.dtype)
         return x
 
 
 class Generator(nn.Module):
     """G(z, labels) -> images in [-1, 1], shape (B, resolution, resolution, channels).
+
+    `labels`: int class indices (B,), or class weights (B, num_classes) to blend classes.
 
     4x4 x (width * 2^(n-1)) from a Dense layer, then n-1 (upsample 2x, BatchNorm, ReLU) blocks
     halving the width, then an upsampling to `channels` and tanh; n = log2(resolution) - 2.
@@ -78,6 +89,12 @@ class Generator(nn.Module):
         width = self.width * 2 ** (n - 1)
         norm = lambda: ConditionalBatchNorm(self.num_classes, axis_name=self.axis_name,
                                             dtype=self.dtype)
+        if self.num_classes > 0:
+            # The label also enters with the noise (as in the classic conditional DCGAN), which
+            # makes classes separate from the first steps; conditional BatchNorm refines them.
+            label_BE = embed_labels(nn.Embed(self.num_classes, self.latent_dim,
+                                             name="label_embedding"), labels_B)
+            z_BZ = jnp.concatenate([z_BZ, label_BE.astype(z_BZ.dtype)], axis=-1)
         x = nn.Dense(4 * 4 * width, use_bias=False, kernel_init=DCGAN_INIT, dtype=self.dtype)(z_BZ)
         x = x.reshape(-1, 4, 4, width)
         x = nn.relu(norm()(x, labels_B, train))

@@ -17,6 +17,27 @@ from jaxgan.images import auto_upscale, make_grid, save_png
 from jaxgan.models import build_models
 
 GRID_COLUMNS = 8
+PER_DEVICE_BATCH = 8  # fixed, so an image's pixels never depend on how a request is split
+TRUNCATION_BOUND = 2.0  # noise is drawn from N(0, 1) truncated to [-2, 2], times psi (BigGAN)
+
+
+def seed_noise(seeds, latent_dim: int, truncation):
+    """The noise of each seed, from that seed alone: psi * TruncNormal(-2, 2) per coordinate."""
+    def one(seed):
+        return jax.random.truncated_normal(jax.random.key(seed), -TRUNCATION_BOUND,
+                                           TRUNCATION_BOUND, (latent_dim,), jnp.float32)
+    return truncation * jax.vmap(one)(seeds)
+
+
+def slerp(a, b, t):
+    """Spherical interpolation between noise vectors a and b at fractions t (T,) -> (T, Z)."""
+    a_unit, b_unit = a / jnp.linalg.norm(a), b / jnp.linalg.norm(b)
+    omega = jnp.arccos(jnp.clip(jnp.dot(a_unit, b_unit), -1.0, 1.0))
+    t = t[:, None]
+    sin = jnp.sin(omega)
+    linear = (1 - t) * a + t * b
+    spherical = (jnp.sin((1 - t) * omega) * a + jnp.sin(t * omega) * b) / jnp.where(sin == 0, 1, sin)
+    return jnp.where(sin < 1e-6, linear, spherical)
 
 
 def to_uint8(images):
@@ -58,6 +79,12 @@ class Sampler:
         self.generator, _ = build_models(config.model, self.image_shape, self.num_classes)
         self.variables = variables
         self._sample = jax.jit(functools.partial(self._sample_fn, self.generator, self.latent_dim))
+        mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
+        data = jax.sharding.PartitionSpec("data")
+        self._chunk = PER_DEVICE_BATCH * mesh.size
+        self._from_noise = jax.jit(jax.shard_map(
+            functools.partial(generate_from_noise, self.generator), mesh=mesh,
+            in_specs=(jax.sharding.PartitionSpec(), data, data), out_specs=data))
 
     @staticmethod
     def _sample_fn(generator, latent_dim, variables, key, labels):
@@ -73,6 +100,75 @@ class Sampler:
             raise UserError(f"label {int(bad[0])} is out of range: this model has "
                             f"{self.num_classes} classes (0-{self.num_classes - 1})")
         return labels.astype(np.int32)
+
+    def label_index(self, label) -> int:
+        """A class given by name or index -> its index."""
+        if isinstance(label, str) and label in self.class_names:
+            return self.class_names.index(label)
+        try:
+            index = int(label)
+        except (TypeError, ValueError):
+            raise UserError(f"unknown class {label!r}; classes: {', '.join(self.class_names)}") from None
+        return int(self.check_labels(np.array([index]))[0])
+
+    def _generate_batched(self, z_NZ, labels_N) -> np.ndarray:
+        """Run the generator over fixed-size chunks spread over all devices."""
+        n = z_NZ.shape[0]
+        pad = -n % self._chunk
+        z = np.concatenate([np.asarray(z_NZ), np.zeros((pad, *z_NZ.shape[1:]), np.float32)])
+        labels = np.asarray(labels_N)
+        labels = np.concatenate([labels, np.zeros((pad, *labels.shape[1:]), labels.dtype)])
+        chunks = [self._from_noise(self.variables, z[i:i + self._chunk], labels[i:i + self._chunk])
+                  for i in range(0, n + pad, self._chunk)]
+        return np.concatenate([np.asarray(c) for c in chunks])[:n]
+
+    def generate(self, seeds, labels=None, truncation: float = 1.0) -> np.ndarray:
+        """uint8 images (N, H, W, C), image i from seed i (and label i) alone.
+
+        The same (seed, label, truncation) gives the same pixels in any request, on any number
+        of devices. `labels`: class indices or names (one, or one per seed); None when
+        unconditional. `truncation` psi in (0, 1] scales noise truncated to [-2, 2].
+        """
+        seeds = np.atleast_1d(np.asarray(seeds, np.uint32))
+        if not 0.0 < truncation <= 1.0:
+            raise UserError(f"truncation must be in (0, 1], got {truncation}")
+        labels = self._labels_for(labels, len(seeds))
+        z = seed_noise(jnp.asarray(seeds), self.latent_dim, truncation)
+        return self._generate_batched(np.asarray(z), labels)
+
+    def _labels_for(self, labels, n: int) -> np.ndarray:
+        if not self.num_classes:
+            if labels is not None:
+                raise UserError("this model is unconditional: it takes no labels")
+            return np.zeros(n, np.int32)
+        if labels is None:
+            raise UserError(f"this model is class-conditional: give a label "
+                            f"({', '.join(self.class_names)})")
+        labels = [labels] if np.ndim(labels) == 0 else list(labels)
+        indices = np.array([self.label_index(label) for label in labels], np.int32)
+        if len(indices) == 1:
+            return np.repeat(indices, n)
+        if len(indices) != n:
+            raise UserError(f"{len(indices)} labels for {n} seeds: give one label, or one per seed")
+        return indices
+
+    def interpolate(self, seed_a: int, seed_b: int, frames: int = 16, label_a=None,
+                    label_b=None, truncation: float = 1.0) -> np.ndarray:
+        """uint8 frames (T, H, W, C): a spherical walk from seed_a's noise to seed_b's; for
+        conditional models the class embedding morphs linearly from label_a to label_b."""
+        if frames < 2:
+            raise UserError(f"frames must be at least 2, got {frames}")
+        z_ab = seed_noise(jnp.asarray([seed_a, seed_b], jnp.uint32), self.latent_dim, truncation)
+        t = jnp.linspace(0.0, 1.0, frames)
+        z = slerp(z_ab[0], z_ab[1], t)
+        if self.num_classes:
+            a, b = self._labels_for(label_a, 1)[0], self._labels_for(
+                label_a if label_b is None else label_b, 1)[0]
+            one_hot = np.eye(self.num_classes, dtype=np.float32)
+            labels = (1 - np.asarray(t))[:, None] * one_hot[a] + np.asarray(t)[:, None] * one_hot[b]
+        else:
+            labels = np.zeros(frames, np.int32)
+        return self._generate_batched(np.asarray(z), labels)
 
     def __call__(self, key, labels=None, num: int | None = None):
         if self.num_classes:

@@ -147,24 +147,27 @@ def train_and_evaluate(config, workdir):
     try:
         return _train(config, workdir, dataset, mesh, manager)
     finally:
-        manager.wait_until_finished()
+        checkpoint.wait(manager)
         manager.close()
 
 
 def _restore_or_create(config, dataset, mesh, manager):
     shape, classes = dataset.image_shape, dataset.num_classes
-    if manager.all_steps():
-        saved_config, facts = checkpoint.restore_meta(manager, manager.latest_step())
+
+    def resumable_target(saved_config, facts):
         changed = checkpoint.incompatible_keys(saved_config, config)
         if facts["num_classes"] != classes or list(facts["image_shape"]) != list(shape):
             changed.append(f"data: {facts['num_classes']} classes of {tuple(facts['image_shape'])}"
                            f" -> {classes} classes of {shape}")
         if changed:
             raise UserError(f"cannot resume from {manager.directory}: the config changes the "
-                            f"model or data shape ({'; '.join(changed)}). Use another --workdir.")
-        state = checkpoint.restore_latest_state(manager, abstract_state(config, shape, classes), mesh)
-        if state is not None:
-            return state
+                            f"model or data shape ({'; '.join(changed)}). Use another --workdir "
+                            "or the saved values.")
+        return abstract_state(config, shape, classes)
+
+    restored = checkpoint.restore_latest(manager, resumable_target, mesh)
+    if restored is not None:
+        return restored[0]
     state = create_state(config, shape, classes, jax.random.key(config.seed))
     return jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
 

@@ -1,0 +1,73 @@
+"""Writing generated images for people: provenance metadata, watermark, grids, GIFs, novelty.
+
+Every PNG written here carries text metadata (software and version, checkpoint step, seed, class,
+truncation, and the statement "AI-generated"); images of 64x64 and larger also carry the
+invisible DWT-DCT watermark of `jaxgan.watermark` unless asked not to.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+from jaxgan import __version__, watermark
+from jaxgan.images import save_png, to_pil
+
+
+def provenance(step: int, **fields) -> dict:
+    text = {"Software": f"jaxgan {__version__}", "Step": step, "Comment": "AI-generated"}
+    text.update({k.capitalize(): v for k, v in fields.items() if v is not None})
+    return text
+
+
+def maybe_watermark(image_HWC: np.ndarray, enabled: bool) -> np.ndarray:
+    """The watermarked image, when enabled and the image is large enough to carry the mark."""
+    if enabled and min(image_HWC.shape[:2]) >= watermark.MIN_SIZE:
+        return watermark.embed(image_HWC)
+    return image_HWC
+
+
+def write_png(path, image_HWC, text: dict, mark: bool) -> None:
+    save_png(path, maybe_watermark(np.asarray(image_HWC), mark), text)
+
+
+def file_name(seed: int, class_name: str | None) -> str:
+    """seed0005-impressionism.png; class names are reduced to safe file-name characters."""
+    if class_name is None:
+        return f"seed{seed:04d}.png"
+    return f"seed{seed:04d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', class_name)}.png"
+
+
+def write_gif(path, frames_NHWC: np.ndarray, text: dict, mark: bool, duration_ms: int = 80):
+    """An animated GIF that loops, there and back. GIF has no text chunks: the provenance goes in
+    its comment. (The watermark is embedded per frame, but GIF's 256-colour palette weakens it.)"""
+    frames = [to_pil(maybe_watermark(frame, mark)) for frame in frames_NHWC]
+    frames = frames + frames[-2:0:-1]
+    comment = "; ".join(f"{k}: {v}" for k, v in text.items())
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], loop=0,
+                   duration=duration_ms, comment=comment.encode())
+
+
+def upscale(images_NHWC: np.ndarray, factor: int) -> np.ndarray:
+    return images_NHWC.repeat(factor, axis=1).repeat(factor, axis=2) if factor > 1 else images_NHWC
+
+
+def nearest_training_images(generated_NHWC: np.ndarray, training_NHWC: np.ndarray,
+                            chunk: int = 256):
+    """For each generated image, the index of the nearest training image and their distance:
+    root-mean-square pixel difference on a [0, 1] scale (0 = identical, 1 = black vs white)."""
+    gen = generated_NHWC.reshape(len(generated_NHWC), -1).astype(np.float32) / 255.0
+    train = training_NHWC.reshape(len(training_NHWC), -1).astype(np.float32) / 255.0
+    train_sq = (train ** 2).sum(1)
+    index = np.empty(len(gen), np.int64)
+    distance = np.empty(len(gen), np.float32)
+    for start in range(0, len(gen), chunk):
+        g = gen[start:start + chunk]
+        sq = (g ** 2).sum(1)[:, None] + train_sq[None, :] - 2.0 * g @ train.T
+        best = sq.argmin(1)
+        index[start:start + chunk] = best
+        distance[start:start + chunk] = np.sqrt(np.maximum(sq[np.arange(len(g)), best], 0)
+                                                / gen.shape[1])
+    return index, distance

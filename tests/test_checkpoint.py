@@ -1,0 +1,160 @@
+"""Checkpoints you can trust: exact resume, signals, SIGKILL, damage, compatibility, NaN, workdir."""
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from conftest import ROOT, override_flags, tiny_config
+
+import jaxgan
+from jaxgan import checkpoint
+from jaxgan.state import abstract_state
+from jaxgan.train_step import make_mesh
+
+
+def train_cmd(workdir, **overrides):
+    return [sys.executable, str(ROOT / "train.py"), f"--workdir={workdir}",
+            *override_flags(**overrides)]
+
+
+def run_train(workdir, check=True, **overrides):
+    result = subprocess.run(train_cmd(workdir, **overrides), cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    if check and result.returncode:
+        raise AssertionError(f"train.py exited {result.returncode}:\n{result.stderr[-3000:]}")
+    return result
+
+
+def saved_state(workdir, step):
+    manager = checkpoint.make_manager(workdir, read_only=True)
+    config, facts = checkpoint.restore_meta(manager, step)
+    target = abstract_state(config, tuple(facts["image_shape"]), facts["num_classes"])
+    state = checkpoint.restore_item(manager, step, "state", target, make_mesh())
+    manager.close()
+    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
+
+
+def assert_identical(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_resume_is_bit_identical(tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    jaxgan.train_and_evaluate(tiny_config(**{"train.num_steps": 6}), straight)
+    jaxgan.train_and_evaluate(tiny_config(**{"train.num_steps": 3}), resumed)
+    jaxgan.train_and_evaluate(tiny_config(**{"train.num_steps": 6}), resumed)
+    assert_identical(saved_state(straight, 6), saved_state(resumed, 6))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_checkpoints_and_exits_zero(tmp_path, sig):
+    process = subprocess.Popen(train_cmd(tmp_path, **{"train.num_steps": 100000,
+                                                       "checkpoint.every_steps": 100000,
+                                                       "train.sample_every_steps": 100000}),
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.exists() and metrics.stat().st_size) and time.time() < deadline:
+        time.sleep(0.2)  # wait until training is under way
+    sent = time.time()
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr[-2000:]
+    assert time.time() - sent < 30
+    assert f"Received {sig.name}: saved a checkpoint at step" in stdout
+    step = int(stdout.split("checkpoint at step ")[1].split()[0])
+    assert step > 0 and os.listdir(tmp_path / "checkpoints") == [str(step)]
+    assert jaxgan.load_sampler(tmp_path).step == step
+
+
+def test_sigkill_at_random_moments_never_leaves_a_bad_checkpoint(tmp_path):
+    rng = random.Random(0)
+    overrides = {"train.num_steps": 100000, "checkpoint.every_steps": 4, "train.steps_per_call": 1,
+                 "train.log_every_steps": 1, "train.sample_every_steps": 100000}
+    last_step = 0
+    for attempt in range(10):
+        process = subprocess.Popen(train_cmd(tmp_path, **overrides), cwd=ROOT,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(4.0, 9.0))  # from start-up (restore) through steps and saves
+        process.kill()
+        _, stderr = process.communicate()
+        assert "Traceback" not in stderr, stderr[-2000:]
+        steps = checkpoint.make_manager(tmp_path, read_only=True).all_steps()
+        if steps:
+            step = max(steps)
+            assert step >= last_step, "a later run restarted or lost progress"
+            last_step = step
+            assert len(saved_state(tmp_path, step)) > 0  # the newest complete checkpoint loads
+    assert last_step > 0
+
+
+def damage(step_dir):
+    """Truncate every file of the checkpoint's state item."""
+    for root, _, files in os.walk(step_dir / "state"):
+        for name in files:
+            with open(os.path.join(root, name), "r+b") as f:
+                f.truncate(max(0, os.path.getsize(os.path.join(root, name)) // 3))
+
+
+def test_damaged_newest_checkpoint_falls_back_to_an_intact_one(tmp_path):
+    run_train(tmp_path)  # checkpoints at 2 and 4
+    damage(tmp_path / "checkpoints" / "4")
+    result = run_train(tmp_path, **{"train.num_steps": 6})
+    assert f"checkpoint {tmp_path}/checkpoints/4 (step 4) is unreadable" in result.stderr
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4", "6"] or \
+        sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4", "6"]
+    # Resumed from step 2: steps 3 and 4 were redone, so the new run logged 4 and 6.
+    assert [line for line in open(tmp_path / "metrics.jsonl")][-2:][0].startswith('{"step": 4')
+
+
+def test_all_checkpoints_damaged_is_a_clear_error_and_deletes_nothing(tmp_path):
+    run_train(tmp_path)
+    for step in ("2", "4"):
+        damage(tmp_path / "checkpoints" / step)
+    before = sorted(os.listdir(tmp_path / "checkpoints"))
+    result = run_train(tmp_path, check=False, **{"train.num_steps": 6})
+    assert result.returncode == 1
+    assert "no readable checkpoint" in result.stderr and "nothing was deleted" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == before
+
+
+def test_incompatible_resume_is_refused_and_allowed_changes_pass(tmp_path):
+    run_train(tmp_path)
+    result = run_train(tmp_path, check=False, **{"model.g_width": 16, "data.resolution": 32})
+    assert result.returncode == 1
+    assert "cannot resume" in result.stderr
+    assert "data.resolution: 16 -> 32" in result.stderr and "model.g_width: 8 -> 16" in result.stderr
+    assert "Traceback" not in result.stderr
+    run_train(tmp_path, **{"train.num_steps": 6, "train.log_every_steps": 3,
+                           "checkpoint.every_steps": 3, "train.g_lr": 1e-4})
+    assert "6" in os.listdir(tmp_path / "checkpoints")
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    run_train(tmp_path)  # good checkpoints at 2 and 4
+    before = saved_state(tmp_path, 4)
+    result = run_train(tmp_path, check=False, **{"train.num_steps": 8, "train.g_lr": 1e30,
+                                                  "train.d_lr": 1e30})
+    assert result.returncode == 1
+    assert "training diverged: a non-finite loss or parameter at step" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert max(int(s) for s in os.listdir(tmp_path / "checkpoints")) == 4
+    assert_identical(before, saved_state(tmp_path, 4))
+
+
+def test_unwritable_workdir_is_found_at_start(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    result = run_train(blocker / "run", check=False)
+    assert result.returncode == 1
+    assert f"workdir {blocker}/run is not writable" in result.stderr
+    assert "Traceback" not in result.stderr
