@@ -64,6 +64,8 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from absl import logging
+    logging.set_verbosity(logging.ERROR)  # Orbax warns about read-only managers
     from jaxgan import sample_cli  # after parsing: --help stays instant
     try:
         for line in sample_cli.run(args):

@@ -21,6 +21,7 @@ def get_config():
     config.data.channels = 1           # 1 (grayscale) or 3 (RGB)
     config.data.conditional = True     # use the labels (False: an unconditional GAN)
     config.data.random_flip = False    # digits must not be mirrored
+    config.data.device_cache_mb = 512  # larger sets stream from host memory
 
     config.model = ml_collections.ConfigDict()
     config.model.latent_dim = 64

@@ -31,8 +31,11 @@ def checkpoint_dir(workdir) -> str:
 
 
 def make_manager(workdir, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
-                                           read_only=read_only)
+    if read_only:  # (the values Orbax would otherwise warn that it substitutes)
+        options = ocp.CheckpointManagerOptions(read_only=True, create=False,
+                                               save_interval_steps=0, max_to_keep=None)
+    else:
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
     return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=ITEMS)
 
 

@@ -1,18 +1,21 @@
 """Data sources -> images and labels, and their placement on the devices.
 
 `data.source` names the source: `digits` (scikit-learn's handwritten digits, shipped inside
-scikit-learn, no download). Small sets are held on the devices whole and batches are drawn inside
-the jitted step (`train_step.draw_batch`).
+scikit-learn, no download) or `folder:PATH` (your images, one subfolder per class; see
+`jaxgan.folder`). Small sets are held on the devices whole and batches are drawn inside the
+jitted step (`train_step.draw_batch`).
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 from PIL import Image
 
+from jaxgan import folder
 from jaxgan.errors import UserError
 
 
@@ -40,8 +43,11 @@ def load(data_config) -> InMemoryDataset:
     source = data_config.source
     if source == "digits":
         dataset = load_digits(data_config.resolution, data_config.channels)
+    elif source.startswith("folder:"):
+        dataset = load_image_folder(source[len("folder:"):], data_config.resolution,
+                                    data_config.channels)
     else:
-        raise UserError(f"unknown data.source {source!r}: expected 'digits'")
+        raise UserError(f"unknown data.source {source!r}: expected 'digits' or 'folder:PATH'")
     if not data_config.get("conditional", True):
         dataset = dataclasses.replace(dataset, labels=np.zeros_like(dataset.labels),
                                       class_names=())
@@ -58,6 +64,16 @@ def load_digits(resolution: int, channels: int) -> InMemoryDataset:
                            class_names=tuple(str(d) for d in range(10)))
 
 
+def load_image_folder(path: str, resolution: int, channels: int) -> InMemoryDataset:
+    if not path:
+        raise UserError("data.source 'folder:' needs a path: folder:/path/to/images")
+    loaded = folder.load_folder(path, resolution, channels)
+    if loaded.skipped:
+        logging.warning("%s", folder.skipped_report(loaded.skipped))
+    return InMemoryDataset(images=loaded.images, labels=loaded.labels,
+                           class_names=tuple(loaded.class_names))
+
+
 def _resize_gray(image_0to16, resolution: int) -> np.ndarray:
     resized = Image.fromarray(image_0to16.astype(np.float32)).resize(
         (resolution, resolution), Image.BICUBIC)
@@ -71,3 +87,58 @@ def to_device(dataset: InMemoryDataset, mesh) -> dict:
     def put(array):
         return jax.make_array_from_callback(array.shape, replicated, lambda index: array[index])
     return {"image": put(dataset.images), "label": put(dataset.labels)}
+
+
+def fits_on_device(dataset: InMemoryDataset, device_cache_mb: float) -> bool:
+    return dataset.images.nbytes + dataset.labels.nbytes <= device_cache_mb * 2**20
+
+
+def host_batch_indices(seed: int, step: int, num_examples: int, batch_size: int) -> np.ndarray:
+    """The examples of step `step`: a pure function of (seed, step), so a resumed run draws
+    exactly the batches the uninterrupted run would have (none repeated, none skipped)."""
+    return np.random.default_rng([seed, step]).integers(0, num_examples, batch_size)
+
+
+class HostBatches:
+    """Batches streamed from host memory, for sets too big to hold on the devices.
+
+    Each host prepares only its share of every global batch, `prefetch` steps ahead in a
+    background thread (numpy releases the GIL for the gathers), and places it on the mesh with
+    `jax.make_array_from_process_local_data`. `get(step)` returns the global batch of `step`.
+    """
+
+    def __init__(self, dataset: InMemoryDataset, mesh, batch_size: int, seed: int,
+                 random_flip: bool, prefetch: int = 2):
+        import concurrent.futures
+        self.dataset, self.mesh, self.batch_size, self.seed = dataset, mesh, batch_size, seed
+        self.random_flip = random_flip
+        self.prefetch = max(2, prefetch)
+        count, index = jax.process_count(), jax.process_index()
+        share = batch_size // count
+        self._rows = slice(index * share, (index + 1) * share)
+        self._sharding = NamedSharding(mesh, P("data"))
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+        self._pending = {}
+
+    def _host_batch(self, step: int):
+        index = host_batch_indices(self.seed, step, len(self.dataset.labels), self.batch_size)
+        index = index[self._rows]
+        images = (self.dataset.images[index].astype(np.float32) - 127.5) / 127.5
+        if self.random_flip:
+            flip = np.random.default_rng([self.seed, step, 1]).random(self.batch_size) < 0.5
+            images = np.where(flip[self._rows, None, None, None], images[:, :, ::-1], images)
+        return {"image": images, "label": self.dataset.labels[index]}
+
+    def get(self, step: int) -> dict:
+        for ahead in range(step, step + self.prefetch + 1):
+            if ahead not in self._pending:
+                self._pending[ahead] = self._pool.submit(self._host_batch, ahead)
+        host = self._pending.pop(step).result()
+        for stale in [s for s in self._pending if s < step]:
+            self._pending.pop(stale).cancel()
+        return {name: jax.make_array_from_process_local_data(
+                    self._sharding, value, (self.batch_size, *value.shape[1:]))
+                for name, value in host.items()}
+
+    def close(self):
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -16,7 +16,7 @@ from jaxgan.images import save_png, to_pil
 
 def provenance(step: int, **fields) -> dict:
     text = {"Software": f"jaxgan {__version__}", "Step": step, "Comment": "AI-generated"}
-    text.update({k.capitalize(): v for k, v in fields.items() if v is not None})
+    text.update({k.rstrip("_").capitalize(): v for k, v in fields.items() if v is not None})
     return text
 
 

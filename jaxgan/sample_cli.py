@@ -32,7 +32,7 @@ def run(args):
         for (seed, c), image, kept in zip(pairs, images, keep):
             if kept:
                 export.write_png(os.path.join(args.outdir, export.file_name(seed, name(c))),
-                                 export.upscale(image, args.upscale or 1),
+                                 export.upscale(image[None], args.upscale or 1)[0],
                                  export.provenance(sampler.step, seed=seed, class_=name(c),
                                                    truncation=args.truncation), args.watermark)
         yield f"Wrote {int(keep.sum())} images to {args.outdir} (step {sampler.step})."

@@ -69,7 +69,7 @@ class Sampler:
     `class_names`, `image_shape`, `step`, `config`.
     """
 
-    def __init__(self, config, data_facts: dict, variables, step: int):
+    def __init__(self, config, data_facts: dict, variables, step: int, devices=None):
         self.config = config
         self.class_names = tuple(data_facts["class_names"])
         self.num_classes = int(data_facts["num_classes"])
@@ -79,7 +79,7 @@ class Sampler:
         self.generator, _ = build_models(config.model, self.image_shape, self.num_classes)
         self.variables = variables
         self._sample = jax.jit(functools.partial(self._sample_fn, self.generator, self.latent_dim))
-        mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
+        mesh = jax.sharding.Mesh(np.asarray(devices or jax.devices()), ("data",))
         data = jax.sharding.PartitionSpec("data")
         self._chunk = PER_DEVICE_BATCH * mesh.size
         self._from_noise = jax.jit(jax.shard_map(
@@ -194,8 +194,11 @@ def write_class_grid(sampler: Sampler, path, seed: int = 0, upscale: int | None 
              {"Software": "jaxgan", "Step": sampler.step, "Comment": "AI-generated"})
 
 
-def load_sampler(workdir, step: int | None = None) -> Sampler:
-    """The EMA generator of the checkpoint at `step` (default: the latest) in `workdir`."""
+def load_sampler(workdir, step: int | None = None, devices=None) -> Sampler:
+    """The EMA generator of the checkpoint at `step` (default: the latest) in `workdir`.
+
+    `generate` and `interpolate` spread their work over `devices` (default: all devices).
+    """
     manager = checkpoint.make_manager(workdir, read_only=True)
     steps = manager.all_steps()
     if not steps:
@@ -211,4 +214,4 @@ def load_sampler(workdir, step: int | None = None) -> Sampler:
     abstract = jax.eval_shape(lambda: generator.init(jax.random.key(0), z, jnp.zeros(1, jnp.int32)))
     variables = checkpoint.restore_item(manager, step, "generator", abstract)
     manager.close()
-    return Sampler(config, facts, variables, step)
+    return Sampler(config, facts, variables, step, devices)

@@ -24,7 +24,7 @@ from jaxgan.images import save_png
 from jaxgan.models import num_doublings, build_models
 from jaxgan.sampling import generate_from_noise, grid_image, grid_labels
 from jaxgan.state import abstract_state, create_state
-from jaxgan.train_step import make_device_data_runner, make_mesh
+from jaxgan.train_step import make_device_data_runner, make_mesh, make_train_step
 
 GRID_SEED_TAG = 0x7FFFFFFF  # folded into the seed's key for the fixed grid noise
 
@@ -172,6 +172,30 @@ def _restore_or_create(config, dataset, mesh, manager):
     return jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
 
 
+def _make_advance(config, dataset, mesh):
+    """`advance(state, step, n) -> (state, mean metrics)` runs n steps from `step`, dispatched
+    without waiting; and a function that releases the data pipeline."""
+    base_key = jax.random.key(config.seed)
+    shape, classes = dataset.image_shape, dataset.num_classes
+    if data_lib.fits_on_device(dataset, config.data.get("device_cache_mb", 512)):
+        device_data = data_lib.to_device(dataset, mesh)
+        runner = make_device_data_runner(config, mesh, shape, classes)
+        return (lambda state, step, n: runner(state, device_data, base_key, jnp.int32(n)),
+                lambda: None)
+    batches = data_lib.HostBatches(dataset, mesh, config.train.batch_size, config.seed,
+                                   config.data.random_flip)
+    train_step = jax.jit(make_train_step(config, mesh, shape, classes), donate_argnums=0)
+
+    def advance(state, step, n):
+        total = None
+        for s in range(step, step + n):
+            step_key = jax.random.split(jax.random.fold_in(base_key, s))[1]
+            state, metrics = train_step(state, batches.get(s), step_key)
+            total = metrics if total is None else jax.tree.map(jnp.add, total, metrics)
+        return state, jax.tree.map(lambda v: v / n, total)
+    return advance, batches.close
+
+
 def _train(config, workdir, dataset, mesh, manager):
     run = Run(config, workdir, dataset, mesh)
     state = _restore_or_create(config, dataset, mesh, manager)
@@ -180,9 +204,7 @@ def _train(config, workdir, dataset, mesh, manager):
         print(f"Already trained: {checkpoint.checkpoint_dir(workdir)} holds step {step} "
               f">= train.num_steps={num_steps}. Raise --config.train.num_steps to train further.")
         return state
-    device_data = data_lib.to_device(dataset, mesh)
-    runner = make_device_data_runner(config, mesh, dataset.image_shape, dataset.num_classes)
-    base_key = jax.random.key(config.seed)
+    advance, close_data = _make_advance(config, dataset, mesh)
     facts = dataset.facts()
     bar = tqdm(total=num_steps, initial=step, unit="step", dynamic_ncols=True,
                disable=not run.is_main, mininterval=1.0 if sys.stderr.isatty() else 30.0)
@@ -205,7 +227,7 @@ def _train(config, workdir, dataset, mesh, manager):
     with StopSignals() as signals:
         while step < num_steps:
             end = _next_boundary(step, config)
-            state, metrics = runner(state, device_data, base_key, jnp.int32(end - step))
+            state, metrics = advance(state, step, end - step)
             if pending is not None:
                 finish(pending)
             pending, step = (step, end, metrics), end
@@ -221,10 +243,12 @@ def _train(config, workdir, dataset, mesh, manager):
                     last_saved = end
             if stop:
                 bar.close()
+                close_data()
                 print(f"Received {signals.received}: saved a checkpoint at step {end} in "
                       f"{checkpoint.checkpoint_dir(workdir)}; rerun the same command to resume.")
                 return state
     bar.close()
+    close_data()
     if run.is_main:
         print(f"Done: step {last_saved} checkpoint in {checkpoint.checkpoint_dir(workdir)}; "
               f"sample grid {run.last_grid}; metrics {run.metrics_path}.")

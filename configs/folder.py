@@ -1,0 +1,29 @@
+"""Your own images: a folder with one subfolder per class (e.g. paintings sorted by style),
+or images directly in the folder for an unconditional GAN. 64x64 RGB, class-conditional DCGAN.
+
+  python train.py --config configs/folder.py --config.data.source=folder:/path/to/paintings
+  python sample.py --workdir runs/folder --label impressionism --seeds 0-15 --grid out.png
+
+Any format Pillow reads; junk files are skipped and reported once at start. Images are centre-
+cropped to a square and resized to 64x64, held in memory and on the device (default cache 512 MB,
+about 40,000 images at 64x64x3).
+Expected: ~0.6 s per step on a 2-core CPU (so 20,000 steps is ~3.5 hours), minutes on a GPU/TPU.
+Smoke run: --config.train.num_steps=10 --config.model.g_width=8 --config.model.d_width=8
+"""
+from configs import digits
+
+
+def get_config():
+    config = digits.get_config()
+    config.data.source = "folder:"  # set --config.data.source=folder:/path/to/images
+    config.data.resolution = 64
+    config.data.channels = 3
+    config.data.random_flip = True  # paintings may be mirrored; set False for text or faces
+    config.model.latent_dim = 128
+    config.model.g_width = 64
+    config.model.d_width = 64
+    config.train.num_steps = 20_000
+    config.train.steps_per_call = 10
+    config.train.sample_every_steps = 1000
+    config.checkpoint.every_steps = 1000
+    return config

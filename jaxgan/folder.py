@@ -1,0 +1,392 @@
+"""Load an artist's own folder of images into memory, robustly (numpy + Pillow; no JAX, no TensorFlow).
+
+Layout:
+  PATH/class_a/...  PATH/class_b/...   one subfolder per class (walked recursively), labels from the
+                                       sorted subfolder names;
+  PATH/*.png ...                       or images directly in PATH: unconditional (class_names = ()).
+
+Every file that is not hidden is offered to Pillow, whatever its extension says. Whatever cannot be
+used (empty, not an image, truncated or corrupt, hidden, broken link, unreadable, too large) is
+skipped and recorded with a short reason in `FolderImages.skipped`; only "nothing usable at all" is
+an error. Each image is decoded, EXIF-rotated, made 8-bit RGB (or 'L' grayscale for channels=1) with
+transparency composited on white, center-cropped to a square and resized (antialiased) to
+`resolution`. Files are decoded in parallel threads (Pillow releases the GIL while decoding); the
+result is deterministic (files in sorted relative-path order) and only the small uint8 copies are kept.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import os
+import stat
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from jaxgan.errors import UserError
+
+# Folders that operating systems and tools leave behind (their contents are not the artist's images).
+SYSTEM_FOLDERS = frozenset({"__MACOSX", "@eaDir", "__pycache__", "$RECYCLE.BIN", "System Volume Information"})
+
+_REDUCING_GAP = 3.0  # decode/reduce cheaply only down to 3x the target size, then Lanczos
+_EXIF_ORIENTATION = 0x0112
+_HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_GRAY_MODES = ("1", "L", "LA", "La", "F") + _HIGH_BIT_MODES
+# Signatures of image formats, to tell "a damaged image" from "not an image at all".
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+          (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"))
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderImages:
+    images: np.ndarray            # uint8 (N, R, R, C), C = channels
+    labels: np.ndarray            # int32 (N,); all zeros when unconditional
+    class_names: tuple[str, ...]  # sorted subfolder names; () when the images sit directly in PATH
+    skipped: tuple[tuple[str, str], ...]  # (path, reason) for every file or folder passed over
+
+
+def default_num_workers() -> int:
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+def load_folder(path: str, resolution: int, channels: int, num_workers: int | None = None) -> FolderImages:
+    """Load every usable image under `path` as uint8 (N, resolution, resolution, channels)."""
+    if not isinstance(resolution, (int, np.integer)) or resolution < 1:
+        raise UserError(f"Image resolution must be a positive whole number, got {resolution!r}.")
+    if channels not in (1, 3):
+        raise UserError(f"A folder of images can be loaded with 1 (grayscale) or 3 (RGB) channels, "
+                        f"got {channels!r}.")
+    if num_workers is None:
+        num_workers = default_num_workers()
+    if num_workers < 1:
+        raise UserError(f"num_workers must be at least 1, got {num_workers!r}.")
+    root = os.path.expanduser(os.fspath(path))
+    shown = _show(root)
+    if not os.path.exists(root):
+        kind = "is a broken link" if os.path.islink(root) else "does not exist"
+        raise UserError(f"Image folder {shown} {kind}.")
+    if not os.path.isdir(root):
+        raise UserError(f"Image folder {shown} is a file, not a folder: point the data path at the folder "
+                        f"that holds the images (or one subfolder per class).")
+    try:
+        entries = _sorted_entries(root)
+    except OSError as e:
+        raise UserError(f"Cannot read image folder {shown}: {e.strerror or e}.") from None
+
+    skipped: list[tuple[str, str]] = []
+    class_dirs, loose = [], []
+    for entry in entries:
+        kind = _classify(entry, skipped)
+        if kind == "dir":
+            class_dirs.append(entry)
+        elif kind == "file":
+            loose.append(entry.path)
+
+    # tasks: (file path, class index); files sorted by relative path within each class.
+    tasks: list[tuple[str, int]] = []
+    if class_dirs:
+        class_names = [entry.name for entry in class_dirs]
+        for full in loose:
+            skipped.append((full, "loose file next to class folders (not used: the classes come from the "
+                                   "subfolders)"))
+        seen = {os.path.realpath(root)}
+        for label, entry in enumerate(class_dirs):
+            files: list[tuple[str, str]] = []
+            _walk(entry.path, "", files, skipped, seen)
+            tasks.extend((full, label) for _, full in sorted(files))
+    else:
+        class_names = []
+        tasks = [(full, 0) for full in loose]
+
+    _register_optional_plugins()
+    Image.init()  # import every format plugin once, before worker threads race to do it
+    n = len(tasks)
+    # Grown as images arrive (realloc: no second copy), so that a folder where most files are not images
+    # (captions next to every picture, say) never reserves room for all of them.
+    capacity = min(n, 256)
+    images = np.empty((capacity, resolution, resolution, channels), np.uint8)
+    labels = np.empty((n,), np.int32)
+    count = 0
+    with warnings.catch_warnings():
+        # Pillow warns about odd EXIF, large images, ...: the result (or the skip reason) says enough.
+        warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+        results = _ordered_map(lambda task: _load_one(task[0], resolution, channels), tasks, num_workers)
+        for (full, label), (array, reason) in zip(tasks, results):
+            if array is None:
+                skipped.append((full, reason))
+            else:
+                if count == capacity:
+                    capacity = min(n, 2 * capacity)
+                    images.resize((capacity, resolution, resolution, channels), refcheck=False)
+                images[count] = array
+                labels[count] = label
+                count += 1
+    if count < capacity:
+        images.resize((count, resolution, resolution, channels), refcheck=False)
+    labels = labels[:count].copy()
+
+    if class_dirs:
+        per_class = np.bincount(labels, minlength=len(class_names))
+        kept = [i for i, c in enumerate(per_class) if c > 0]
+        for i, c in enumerate(per_class):
+            if c == 0:
+                skipped.append((class_dirs[i].path, f"class '{_show(class_names[i])}' dropped: no usable "
+                                                    f"image in this folder"))
+        if count and len(kept) < len(class_names):
+            remap = np.full(len(class_names), -1, np.int32)
+            remap[kept] = np.arange(len(kept), dtype=np.int32)
+            labels[:] = remap[labels]
+        class_names = [class_names[i] for i in kept]
+
+    skipped.sort(key=lambda item: _sort_key(item[0]))
+    if count == 0:
+        if not skipped:
+            raise UserError(f"Image folder {shown} is empty: put the images in it "
+                            f"(or one subfolder per class).")
+        raise UserError(f"No usable image in folder {shown}. {skipped_report(skipped)}")
+    return FolderImages(images=images, labels=labels, class_names=tuple(class_names), skipped=tuple(skipped))
+
+
+def skipped_report(skipped, limit: int = 5) -> str:
+    """One short paragraph: how many files (or folders) were skipped, and the first `limit` with reasons."""
+    skipped = list(skipped)
+    if not skipped:
+        return "No files were skipped."
+    noun = "file or folder" if len(skipped) == 1 else "files or folders"
+    shown = "; ".join(f"{_show(p)} ({reason})" for p, reason in skipped[:limit])
+    more = f"; and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    return f"Skipped {len(skipped)} {noun}: {shown}{more}."
+
+
+# ----------------------------------------------------------------------------------------- walking
+
+
+def _sorted_entries(folder: str) -> list[os.DirEntry]:
+    with os.scandir(folder) as it:
+        return sorted(it, key=lambda e: e.name)
+
+
+def _classify(entry: os.DirEntry, skipped: list) -> str | None:
+    """'dir', 'file', or None (recorded in `skipped`). Links are followed."""
+    try:
+        is_dir = entry.is_dir()
+        is_file = not is_dir and entry.is_file()
+    except OSError as e:
+        skipped.append((entry.path, f"unreadable: {e.strerror or e}"))
+        return None
+    if entry.name.startswith("."):
+        skipped.append((entry.path, "hidden folder (not searched)" if is_dir else "hidden file"))
+        return None
+    if is_dir:
+        if entry.name in SYSTEM_FOLDERS:
+            skipped.append((entry.path, "system folder (not searched)"))
+            return None
+        return "dir"
+    if is_file:
+        return "file"
+    if entry.is_symlink():
+        skipped.append((entry.path, "broken link"))
+    else:
+        skipped.append((entry.path, "not a regular file"))
+    return None
+
+
+def _walk(folder: str, rel: str, files: list, skipped: list, seen: set) -> None:
+    """Collect (relative path, full path) of every file under `folder`, skipping hidden/system folders."""
+    real = os.path.realpath(folder)
+    if real in seen:
+        skipped.append((folder, "folder already searched (a link to it, or a link loop)"))
+        return
+    seen.add(real)
+    try:
+        entries = _sorted_entries(folder)
+    except OSError as e:
+        skipped.append((folder, f"unreadable folder: {e.strerror or e}"))
+        return
+    for entry in entries:
+        kind = _classify(entry, skipped)
+        if kind == "dir":
+            _walk(entry.path, f"{rel}{entry.name}/", files, skipped, seen)
+        elif kind == "file":
+            files.append((f"{rel}{entry.name}", entry.path))
+
+
+def _sort_key(path: str) -> str:
+    return path.replace(os.sep, "/")
+
+
+def _show(path: str) -> str:
+    """A path made printable (names that are not valid UTF-8 come back as escapes)."""
+    return path.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(path, str) else repr(path)
+
+
+# ----------------------------------------------------------------------------------------- decoding
+
+
+def _ordered_map(fn, items, num_workers: int):
+    """Like map(fn, items) over a thread pool: results in input order, at most a few ahead in flight."""
+    if num_workers == 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=num_workers,
+                                                     thread_name_prefix="load_folder")
+    try:
+        window = collections.deque()
+        for item in items:
+            window.append(executor.submit(fn, item))
+            if len(window) >= 4 * num_workers:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+    except BaseException:  # an interrupt, or the consumer stopped: do not decode the rest
+        executor.shutdown(wait=True, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
+
+
+def _register_optional_plugins() -> None:
+    """Let Pillow read HEIC/HEIF (phone photos) when the optional pillow-heif package is installed."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return
+    try:
+        register_heif_opener()
+    except Exception:  # noqa: BLE001 - an optional extra must never break loading
+        pass
+
+
+def _load_one(full: str, resolution: int, channels: int):
+    """(uint8 array (R, R, C), None) or (None, reason). Never raises for a bad file."""
+    try:
+        st = os.stat(full)
+    except FileNotFoundError:
+        return None, "broken link" if os.path.islink(full) else "file vanished while loading"
+    except OSError as e:
+        return None, f"unreadable: {e.strerror or e}"
+    if not stat.S_ISREG(st.st_mode):
+        return None, "not a regular file"
+    if st.st_size == 0:
+        return None, "empty file"
+    try:
+        f = open(full, "rb")
+    except OSError as e:
+        return None, f"unreadable: {e.strerror or e}"
+    with f:
+        try:
+            image = Image.open(f)
+        except Image.DecompressionBombError as e:
+            return None, f"too large (Pillow's decompression-bomb limit): {_short(e)}"
+        except UnidentifiedImageError:
+            return None, _unidentified_reason(f)
+        except MemoryError:
+            return None, "too large to decode (out of memory)"
+        except Exception as e:  # noqa: BLE001 - Pillow raises many types for damaged files
+            return None, f"truncated or corrupt: {_short(e)}"
+        with image:
+            try:
+                # JPEG: decode at 1/2, 1/4 or 1/8 scale when the image is much bigger than needed.
+                image.draft(None, (int(resolution * _REDUCING_GAP),) * 2)
+                image.load()
+            except Image.DecompressionBombError as e:
+                return None, f"too large (Pillow's decompression-bomb limit): {_short(e)}"
+            except MemoryError:
+                return None, "too large to decode (out of memory)"
+            except Exception as e:  # noqa: BLE001
+                return None, f"truncated or corrupt: {_short(e)}"
+            try:
+                return _to_array(image, resolution, channels), None
+            except MemoryError:
+                return None, "too large to decode (out of memory)"
+            except Exception as e:  # noqa: BLE001
+                return None, f"could not convert ({image.mode} image): {_short(e)}"
+
+
+def _unidentified_reason(f) -> str:
+    try:
+        f.seek(0)
+        head = f.read(32)
+    except OSError:
+        return "not an image"
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return f"truncated or corrupt: starts like a {name} file but cannot be read"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return ("HEIC/HEIF photo: Pillow cannot read it (convert it to JPEG or PNG, "
+                "or pip install pillow-heif)")
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return "AVIF image: this Pillow cannot read it (convert it to JPEG or PNG)"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "truncated or corrupt: starts like a WebP file but cannot be read"
+    return "not an image"
+
+
+def _short(error: BaseException, limit: int = 120) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _to_array(image: Image.Image, resolution: int, channels: int) -> np.ndarray:
+    """A loaded Pillow image -> uint8 (R, R, C): oriented, 8-bit, cropped, resized, alpha on white."""
+    image = _exif_transposed(image)
+    image = _to_8bit(image)  # 'L', 'LA', 'RGB' or 'RGBA'
+    w, h = image.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    # Pillow resizes images with alpha premultiplied, so compositing after the resize is exact enough
+    # and much cheaper than compositing the full-size original.
+    image = image.resize((resolution, resolution), Image.Resampling.LANCZOS,
+                         box=(left, top, left + side, top + side), reducing_gap=_REDUCING_GAP)
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if image.mode in ("LA", "RGBA"):
+        color = array[..., :-1].astype(np.uint32)
+        alpha = array[..., -1:].astype(np.uint32)
+        array = ((color * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+    if channels == 3 and array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    elif channels == 1 and array.shape[-1] == 3:
+        array = np.asarray(Image.fromarray(np.ascontiguousarray(array)).convert("L"))[:, :, None]
+    return np.ascontiguousarray(array)
+
+
+def _exif_transposed(image: Image.Image) -> Image.Image:
+    try:
+        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - damaged EXIF: keep the pixels as stored
+        return image
+    if orientation in (2, 3, 4, 5, 6, 7, 8):
+        try:
+            return ImageOps.exif_transpose(image)
+        except Exception:  # noqa: BLE001
+            return image
+    return image
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 'L', 'LA', 'RGB' or 'RGBA' with 8 bits per channel (scaled, never clipped)."""
+    mode = image.mode
+    if mode in _HIGH_BIT_MODES:
+        # 16-bit (or 32-bit integer holding 16-bit data): 0..65535 -> 0..255. Pillow's convert("L") would
+        # clip everything above 255 to white.
+        values = np.clip(np.asarray(image).astype(np.int64), 0, 65535)
+        return Image.fromarray(((values + 128) // 257).astype(np.uint8))
+    if mode == "F":
+        values = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        if values.size and values.max() <= 1.0:  # floats in 0..1; otherwise assume 0..255
+            values = values * 255.0
+        return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
+    has_transparency = mode in _ALPHA_MODES or "transparency" in image.info
+    if has_transparency:
+        return image.convert("LA" if mode in _GRAY_MODES else "RGBA")  # P: its palette may hold colour
+    if mode in ("L", "RGB"):
+        return image
+    if mode == "1":
+        return image.convert("L")
+    return image.convert("RGB")  # P, CMYK, YCbCr, HSV, RGBX, ...; raises for modes Pillow cannot convert
+

@@ -1,0 +1,90 @@
+"""Data sources through the training API: folders (with junk), streaming from host memory."""
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from conftest import ROOT, override_flags, tiny_config
+from PIL import Image
+
+import jaxgan
+from jaxgan import data as data_lib
+from test_checkpoint import assert_identical, saved_state
+
+
+@pytest.fixture
+def art_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "paintings"
+    for style, mode in (("cubism", "RGB"), ("impressionism", "L")):
+        (root / style).mkdir(parents=True)
+        for i in range(6):
+            size = (40 + 7 * i, 30 + 5 * i)
+            array = rng.integers(0, 255, (size[1], size[0], 3 if mode == "RGB" else 1), np.uint8)
+            Image.fromarray(array.squeeze()).save(root / style / f"{i}.{'jpg' if i % 2 else 'png'}")
+    (root / "cubism" / ".DS_Store").write_bytes(b"\0\1")
+    (root / "impressionism" / "broken.jpg").write_bytes(b"not really a jpeg")
+    (root / "impressionism" / "empty.png").write_bytes(b"")
+    return root
+
+
+def test_train_on_a_folder_reports_junk_and_keeps_class_names(art_folder, tmp_path):
+    workdir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "--config", str(ROOT / "configs" / "folder.py"),
+         f"--workdir={workdir}", f"--config.data.source=folder:{art_folder}",
+         *override_flags(**{"train.num_steps": 2})], cwd=ROOT, capture_output=True, text=True,
+        timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Skipped 3 files" in result.stderr
+    assert "broken.jpg" in result.stderr and "empty.png" in result.stderr
+    sampler = jaxgan.load_sampler(workdir)
+    assert sampler.class_names == ("cubism", "impressionism")
+    assert sampler.image_shape == (64, 64, 3)
+    assert sampler.generate([0], labels="impressionism").shape == (1, 64, 64, 3)
+
+
+@pytest.mark.parametrize("source, message", [
+    ("folder:/no/such/place", "/no/such/place does not exist"),
+    ("folder:", "needs a path"),
+])
+def test_bad_folder_is_one_clear_error_and_writes_nothing(tmp_path, source, message):
+    workdir = tmp_path / "run"
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), f"--workdir={workdir}",
+                             f"--config.data.source={source}", *override_flags()], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not workdir.exists()
+
+
+def test_host_batches_are_a_pure_function_of_seed_and_step():
+    a = data_lib.host_batch_indices(0, 7, 1000, 16)
+    np.testing.assert_array_equal(a, data_lib.host_batch_indices(0, 7, 1000, 16))
+    assert not np.array_equal(a, data_lib.host_batch_indices(0, 8, 1000, 16))
+    assert not np.array_equal(a, data_lib.host_batch_indices(1, 7, 1000, 16))
+
+
+def test_streamed_data_resumes_exactly(tmp_path):
+    # device_cache_mb=0 forces the host-streaming pipeline.
+    stream = {"data.device_cache_mb": 0, "train.num_steps": 4}
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    jaxgan.train_and_evaluate(tiny_config(**stream), straight)
+    jaxgan.train_and_evaluate(tiny_config(**{**stream, "train.num_steps": 2}), resumed)
+    jaxgan.train_and_evaluate(tiny_config(**stream), resumed)
+    assert_identical(saved_state(straight, 4), saved_state(resumed, 4))
+
+
+def test_host_batches_match_the_dataset(config):
+    from jaxgan.train_step import make_mesh
+    dataset = data_lib.load_digits(16, 1)
+    batches = data_lib.HostBatches(dataset, make_mesh(), 16, seed=3, random_flip=False)
+    batch = batches.get(5)
+    batches.close()
+    index = data_lib.host_batch_indices(3, 5, len(dataset.labels), 16)
+    np.testing.assert_array_equal(np.asarray(batch["label"]), dataset.labels[index])
+    np.testing.assert_allclose(np.asarray(batch["image"]),
+                               (dataset.images[index].astype(np.float32) - 127.5) / 127.5)
+    assert batch["image"].sharding.spec == jax.sharding.PartitionSpec("data")
