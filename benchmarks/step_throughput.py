@@ -7,7 +7,7 @@ Command (repo root):
     python benchmarks/step_throughput.py --config configs/digits.py --override model.dtype=bfloat16
     python benchmarks/step_throughput.py --config configs/dcgan64.py --override model.g_width=8 \
         --override model.d_width=8 --steps 3 --no-profile      # a quick smoke run
-    python benchmarks/step_throughput.py --config configs/digits.py --check-twin --no-profile
+    python benchmarks/step_throughput.py --config configs/digits.py --check-twin --check-only
 
 Overrides: `--override KEY=VALUE` (repeatable) or `--config.KEY=VALUE`, as train.py takes them.
 
@@ -39,6 +39,7 @@ import importlib.util
 import os
 import pathlib
 import platform
+import re
 import statistics
 import sys
 import time
@@ -60,7 +61,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 from jaxgan.layers import FUSED_MAX_FEATURES, UpConv2x  # noqa: E402
 from jaxgan.models import DCGAN_INIT, ConditionalBatchNorm, build_models, num_doublings  # noqa: E402
 from jaxgan.state import create_state, make_optimizers  # noqa: E402
-from jaxgan.train_step import AXIS, make_device_data_runner, make_mesh, make_train_step  # noqa: E402
+from jaxgan.train_step import (AXIS, draw_batch, make_device_data_runner, make_mesh,  # noqa: E402
+                               make_train_step)
 
 warnings.filterwarnings("ignore", message=".*[Dd]onated buffers.*")
 
@@ -236,7 +238,16 @@ def measure_jax_step(bench: JaxBench):
     return first, steady, inner
 
 
-def measure_runner(bench: JaxBench, steps_per_call: int, calls: int):
+def conv_layouts(compiled_text: str):
+    """(non-canonical, total) convolutions in optimised HLO text. XLA:CPU runs a convolution
+    with its fast library kernels only in the canonical NHWC form b01f_01io->b01f."""
+    labels = re.findall(r"convolution\(.*?dim_labels=([^,\s]+)", compiled_text)
+    return sum(label != "b01f_01io->b01f" for label in labels), len(labels)
+
+
+def measure_runner(bench: JaxBench, steps_per_call: int, calls: int, budget_s: float):
+    """make_device_data_runner, timed. `num_steps` is traced (one compilation serves any count),
+    so when steps_per_call x calls would exceed `budget_s` fewer steps per dispatch are timed."""
     config, mesh = bench.config, bench.mesh
     runner = make_device_data_runner(config, mesh, bench.image_shape, bench.num_classes)
     rng = np.random.default_rng(1)
@@ -244,23 +255,55 @@ def measure_runner(bench: JaxBench, steps_per_call: int, calls: int):
     data = {"image": rng.integers(0, 256, (n, *bench.image_shape), dtype=np.uint8),
             "label": rng.integers(0, max(bench.num_classes, 1), n).astype(np.int32)}
     data = jax.device_put(data, NamedSharding(mesh, P()))
-    k = jnp.int32(steps_per_call)
     holder = {"state": bench.state}
     bench.state = None
 
-    def call(reps=1):
+    def call(reps=1, num_steps=steps_per_call):
         for _ in range(reps):
-            holder["state"], metrics = runner(holder["state"], data, bench.base_key, k)
+            holder["state"], metrics = runner(holder["state"], data, bench.base_key,
+                                              jnp.int32(num_steps))
         block((holder["state"], metrics))
         holder["metrics"] = metrics
 
     start = time.perf_counter()
-    call()
+    call(num_steps=1)
     first = time.perf_counter() - start
-    per_call = median_time(call, calls)
+    probe = median_time(lambda k: call(k, num_steps=1), 1)
+    first_minus = first - probe
+    used_steps, used_calls = steps_per_call, calls
+    if probe * steps_per_call * calls > budget_s:
+        used_steps = int(max(1, min(steps_per_call, budget_s / (probe * calls))))
+        if probe * used_steps * calls > budget_s:
+            used_calls = int(max(1, budget_s / (probe * used_steps)))
+    per_call = median_time(lambda k: call(k, num_steps=used_steps), used_calls)
     bench.state = holder["state"]
     finite = float(holder["metrics"]["finite"])
-    return first, per_call, finite
+    compiled = runner.lower(bench.state, data, bench.base_key, jnp.int32(1)).compile()
+    return dict(compile=first_minus, per_call=per_call, steps=used_steps, calls=used_calls,
+                finite=finite, layouts=conv_layouts(compiled.as_text()), data=data)
+
+
+def measure_python_loop(bench: JaxBench, data, steps: int, reps: int = 2):
+    """The runner's per-step work (device batch draw + step) jitted once and dispatched from a
+    Python loop: no XLA while loop (alternative to measure against the runner)."""
+    config, mesh = bench.config, bench.mesh
+    batch_size, flip = config.train.batch_size, config.data.random_flip
+
+    def one_step(state, data, base_key):
+        data_key, step_key = jax.random.split(jax.random.fold_in(base_key, state.step))
+        return bench.step_fn(state, draw_batch(data, data_key, batch_size, mesh, flip), step_key)
+    jitted = jax.jit(one_step, donate_argnums=0)
+    holder = {"state": bench.state}
+    bench.state = None
+
+    def call(k=1):
+        for _ in range(k):
+            holder["state"], metrics = jitted(holder["state"], data, bench.base_key)
+        block((holder["state"], metrics))
+    call()
+    per_step = median_time(call, reps, steps)
+    bench.state = holder["state"]
+    return per_step
 
 
 # ----------------------------------------------------------------------------------- profile
@@ -506,7 +549,7 @@ def profile_torch(twin, config, image_shape, num_classes, reps):
 
 
 def print_profile(jax_times, torch_times, step_jax, step_torch):
-    names = list(jax_times) + [n for n in (torch_times or {}) if n not in jax_times]
+    names = list(torch_times or jax_times) + [n for n in jax_times if n not in (torch_times or {})]
     width = max(len(n) for n in names) + 2
     header = f"  {'part':<{width}}{'jaxgan':>11}{'% step':>8}"
     if torch_times:
@@ -582,6 +625,8 @@ def main(argv=None):
                         help="timed dispatches of the device-data runner (median)")
     parser.add_argument("--steps_per_call", "--steps-per-call", type=int, default=None,
                         help="default: the config's train.steps_per_call")
+    parser.add_argument("--runner_budget", "--runner-budget", type=float, default=150.0,
+                        help="seconds the runner's timed dispatches may take in all")
     parser.add_argument("--num_classes", "--num-classes", type=int, default=10,
                         help="classes of a conditional config (the digits have 10)")
     parser.add_argument("--no_torch", "--no-torch", action="store_true")
@@ -589,6 +634,8 @@ def main(argv=None):
     parser.add_argument("--profile_reps", "--profile-reps", type=int, default=5)
     parser.add_argument("--check_twin", "--check-twin", action="store_true",
                         help="compare the twin's losses with jaxgan's on the same weights/noise")
+    parser.add_argument("--check_only", "--check-only", action="store_true",
+                        help="with --check-twin: stop after the check (exit 1 if it differs)")
     args, unknown = parser.parse_known_args(argv)
     overrides = list(args.override)
     for item in unknown:
@@ -616,13 +663,19 @@ def main(argv=None):
     if os.environ.get("XLA_FLAGS"):
         print(f"XLA_FLAGS     {os.environ['XLA_FLAGS']}")
     try:
-        print(f"load average  {' '.join(f'{x:.2f}' for x in os.getloadavg())} (at start)")
+        load = os.getloadavg()
+        print(f"load average  {' '.join(f'{x:.2f}' for x in load)} (at start)")
+        if load[0] > 0.6 * os.cpu_count():
+            print("WARNING       the machine is busy: timings (PyTorch's OpenMP threads most of "
+                  "all) will be slow and noisy")
     except OSError:
         pass
 
     if args.check_twin:
         print("\n== twin equivalence check (jaxgan's initial weights and noise in the twin) ==")
-        check_twin(config, image_shape, num_classes)
+        worst = check_twin(config, image_shape, num_classes)
+        if args.check_only:
+            raise SystemExit(0 if worst < 1e-3 else 1)
 
     bench = JaxBench(config, image_shape, num_classes)
     print(f"\nparams        G {bench.g_count:,}  D {bench.d_count:,}")
@@ -699,16 +752,30 @@ def main(argv=None):
         print("XLA FLOPs     cost_analysis() gave no 'flops' on this backend")
 
     print(f"\n== jaxgan: device-data runner, {steps_per_call} steps per dispatch ==")
-    r_first, per_call, r_finite = measure_runner(bench, steps_per_call, args.runner_calls)
-    per_step = per_call / steps_per_call
-    print(f"compile       {r_first - per_call:.2f} s  (first call {r_first:.2f} s minus a "
-          f"steady call)")
-    print(f"per step      {fmt_time(per_step)}  (median of {args.runner_calls} dispatches of "
-          f"{fmt_time(per_call)}); metrics finite: {r_finite == 1.0}")
+    r = measure_runner(bench, steps_per_call, args.runner_calls, args.runner_budget)
+    per_step = r["per_call"] / r["steps"]
+    if r["steps"] != steps_per_call or r["calls"] != args.runner_calls:
+        print(f"note          timed {r['calls']} dispatch(es) of {r['steps']} steps instead of "
+              f"{args.runner_calls} x {steps_per_call} to stay within --runner_budget "
+              f"{args.runner_budget:.0f} s (num_steps is traced: same compiled loop)")
+    print(f"compile       {r['compile']:.2f} s  (first call minus a steady call, both 1 step)")
+    print(f"per step      {fmt_time(per_step)}  (median of {r['calls']} dispatches of "
+          f"{r['steps']} steps, {fmt_time(r['per_call'])} each); metrics finite: "
+          f"{r['finite'] == 1.0}")
     print(f"images/s      {batch / per_step:,.0f}")
     print(f"loop overhead {1e3 * (per_step - step):+.2f} ms per step vs the bare step "
-          f"({100 * (per_step - step) / step:+.1f}%; batch draw on device + loop, minus the "
-          f"bare step's per-call dispatch)")
+          f"({100 * (per_step - step) / step:+.1f}%; {per_step / step:.2f}x the bare step's "
+          f"time)")
+    bare_layouts = conv_layouts(bench.jitted.lower(bench.state, bench.batch, bench.base_key)
+                                .compile().as_text())
+    print(f"conv layouts  non-canonical (not b01f_01io->b01f) convolutions in the optimised HLO:"
+          f" runner {r['layouts'][0]} of {r['layouts'][1]}, bare step {bare_layouts[0]} of "
+          f"{bare_layouts[1]}")
+    py_steps = max(1, min(steps_per_call, int(args.runner_budget / 4 / max(step, 1e-6))))
+    py_step = measure_python_loop(bench, r["data"], py_steps)
+    print(f"python loop   {fmt_time(py_step)} per step ({batch / py_step:,.0f} images/s): the "
+          f"same device batch draw + step, jitted alone, dispatched {py_steps}x from Python "
+          f"(no XLA while loop); {py_step / per_step:.2f}x the runner's time")
 
     torch_step = None
     if twin is not None:
@@ -740,6 +807,8 @@ def main(argv=None):
               f"{frozen_step / step:.2f}x vs twin with D frozen in G step")
         print(f"runner        {torch_step / per_step:.2f}x  vs example-faithful twin, "
               f"{frozen_step / per_step:.2f}x vs twin with D frozen in G step")
+        print(f"python loop   {torch_step / py_step:.2f}x  vs example-faithful twin, "
+              f"{frozen_step / py_step:.2f}x vs twin with D frozen in G step")
 
     if not args.no_profile:
         print(f"\n== per-part profile (jitted parts, median of {args.profile_reps}; batch {batch}) ==")

@@ -15,12 +15,13 @@ the gradients of lhs-dilated convolutions very slowly: for the DCGAN generator
 (64x64x3, ngf=64, batch 64) forward+backward of the four transposed
 convolutions took 3.6-3.9 s on a 2-core x86 CPU against 0.29 s in PyTorch.
 The same operator written as stride-1 convolutions on the *undilated* input
-(one per output phase) followed by depth-to-space produces bit-for-bit the same
-maths with ordinary convolutions whose gradients XLA handles well (~10x faster
-on that machine, see ``benchmarks/conv_transpose.py``).  Gradients come from
-plain autodiff: a custom VJP (input gradient as one stride-2 convolution) was
-benchmarked and was not measurably faster, and plain autodiff keeps
-forward-mode / higher-order differentiation working.
+(one per output phase) followed by depth-to-space computes exactly the same sums
+(equal up to float rounding order) with ordinary convolutions whose gradients
+XLA handles well: 13-15x faster forward+backward on that machine, see
+``benchmarks/conv_transpose.py``.  Gradients come from plain autodiff: a custom
+VJP (input gradient as one stride-2 convolution) was benchmarked and was not
+measurably faster, and plain autodiff keeps forward-mode and higher-order
+differentiation working.
 
 Index mapping (per spatial axis; both axes are independent)
 ------------------------------------------------------------
@@ -59,7 +60,8 @@ Two equivalent ways of running it are implemented (``impl``):
   (chosen from measurements on a 2-core x86 CPU).
 
 (A single 2x2 conv with padding (1, 1) producing (H+1)x(W+1)x4C followed by
-per-phase slicing is also exact, but its backward was ~30x slower on XLA:CPU.)
+per-phase slicing is also exact, but its backward was ~30x slower on XLA:CPU,
+slower even than nn.ConvTranspose.)
 """
 
 from __future__ import annotations

@@ -77,9 +77,10 @@ class Sampler:
         self.step = step
         self.latent_dim = config.model.latent_dim
         self.generator, _ = build_models(config.model, self.image_shape, self.num_classes)
-        self.variables = variables
-        self._sample = jax.jit(functools.partial(self._sample_fn, self.generator, self.latent_dim))
         mesh = jax.sharding.Mesh(np.asarray(devices or jax.devices()), ("data",))
+        self.variables = jax.device_put(
+            variables, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+        self._sample = jax.jit(functools.partial(self._sample_fn, self.generator, self.latent_dim))
         data = jax.sharding.PartitionSpec("data")
         self._chunk = PER_DEVICE_BATCH * mesh.size
         self._from_noise = jax.jit(jax.shard_map(

@@ -77,23 +77,33 @@ def test_signal_checkpoints_and_exits_zero(tmp_path, sig):
 
 def test_sigkill_at_random_moments_never_leaves_a_bad_checkpoint(tmp_path):
     rng = random.Random(0)
-    overrides = {"train.num_steps": 100000, "checkpoint.every_steps": 4, "train.steps_per_call": 1,
+    overrides = {"train.num_steps": 100000, "checkpoint.every_steps": 2, "train.steps_per_call": 1,
                  "train.log_every_steps": 1, "train.sample_every_steps": 100000}
-    last_step = 0
+    run_train(tmp_path, **{**overrides, "train.num_steps": 2})  # something to resume from
+    metrics = tmp_path / "metrics.jsonl"
+    last_step = 2
     for attempt in range(10):
+        size = metrics.stat().st_size
         process = subprocess.Popen(train_cmd(tmp_path, **overrides), cwd=ROOT,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(4.0, 9.0))  # from start-up (restore) through steps and saves
+        if attempt % 4 == 3:  # during start-up and restore
+            time.sleep(rng.uniform(0.5, 4.0))
+        else:  # once training is under way: during steps, saves and their finalisation
+            deadline = time.time() + 120
+            while metrics.stat().st_size <= size and time.time() < deadline \
+                    and process.poll() is None:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 1.5))
         process.kill()
         _, stderr = process.communicate()
         assert "Traceback" not in stderr, stderr[-2000:]
-        steps = checkpoint.make_manager(tmp_path, read_only=True).all_steps()
-        if steps:
-            step = max(steps)
-            assert step >= last_step, "a later run restarted or lost progress"
-            last_step = step
-            assert len(saved_state(tmp_path, step)) > 0  # the newest complete checkpoint loads
-    assert last_step > 0
+        step = max(checkpoint.make_manager(tmp_path, read_only=True).all_steps())
+        assert step >= last_step, "a later run restarted or lost progress"
+        last_step = step
+        assert len(saved_state(tmp_path, step)) > 0  # the newest complete checkpoint loads
+    # After all that, the same command still resumes and finishes cleanly.
+    run_train(tmp_path, **{**overrides, "train.num_steps": last_step + 2})
+    assert max(checkpoint.make_manager(tmp_path, read_only=True).all_steps()) == last_step + 2
 
 
 def damage(step_dir):

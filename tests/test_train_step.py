@@ -88,3 +88,20 @@ def test_batch_not_divisible_by_devices_is_refused(config):
     with pytest.raises(UserError, match=r"train.batch_size=12 must be a positive multiple of the "
                                          r"number of devices \(8\); try 16"):
         validate(config, 8)
+
+
+def test_mixed_precision_step_keeps_float32_params(config):
+    config.model.dtype = "bfloat16"
+    state, batch, step = setup(config, jax.devices())
+    new_state, metrics = step(state, batch, jax.random.key(1))
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    assert float(metrics["finite"]) == 1.0
+    for tree in (new_state.g_params, new_state.d_params, new_state.ema_params,
+                 new_state.g_opt_state, new_state.d_opt_state):
+        assert {x.dtype for x in jax.tree.leaves(tree) if x.dtype != jnp.int32} == {jnp.float32}
+    from jaxgan.models import build_models
+    generator, _ = build_models(config.model, SHAPE, CLASSES)
+    images = generator.apply({"params": new_state.g_params, "batch_stats": new_state.g_stats},
+                             jnp.ones((2, config.model.latent_dim)), jnp.array([1, 2]))
+    assert images.shape == (2, *SHAPE) and images.dtype == jnp.float32
+    assert np.all(np.isfinite(np.asarray(images)))
