@@ -11,14 +11,17 @@ from ml_collections import config_flags
 
 import jaxgan
 
-config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "digits.py"),
-    "Training config file.",
-                                lock_config=True)
-flags.DEFINE_string("workdir", None, "Where checkpoints, samples and metrics go "
-                    "(default: runs/<config file name>).")
-flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host runs).")
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "digits.py")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    # config_flags loads the config file and applies --config.KEY=VALUE while defining the flag.
+    config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Training config file.",
+                                    lock_config=True)
+    flags.DEFINE_string("workdir", None, "Where checkpoints, samples and metrics go "
+                        "(default: runs/<config file name>).")
+    flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host).")
 
 
 def main(argv):
@@ -39,4 +42,14 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    try:
+        define_flags()
+        FLAGS(sys.argv)
+        FLAGS.config.get("seed")  # a config file that failed to load raises only when used
+    except Exception as error:  # a mistyped key, a bad value, a missing or broken config file
+        while isinstance(error, AttributeError) and isinstance(error.__context__, KeyError):
+            error = error.__context__  # ConfigDict wraps an unknown key's KeyError
+        message = " ".join(str(error.args[0] if error.args else error).split())
+        print(f"error: bad flag or config: {message}", file=sys.stderr)
+        sys.exit(1)
     app.run(main)

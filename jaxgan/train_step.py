@@ -51,7 +51,7 @@ def _ema_update(new, ema, step, decay):
 
 
 def _local_step(state: GANState, real_x, real_y, z_CBZ, fake_y_CB, *, generator, discriminator,
-                g_tx, d_tx, loss_kind, ema_decay):
+                g_tx, d_tx, loss_kind, ema_decay, mode_seeking):
     """Per-device update; arrays hold this device's part of the batch."""
     def d_update(d_params, d_stats, d_opt, fake, fake_y):
         def loss_fn(params):
@@ -89,7 +89,10 @@ def _local_step(state: GANState, real_x, real_y, z_CBZ, fake_y_CB, *, generator,
     def g_loss_of_fake(fake):
         logits, upd = discriminator.apply(_variables(d_params, d_stats), fake, fake_y, train=True,
                                           mutable=["batch_stats"])
-        return losses.g_loss(loss_kind, logits), upd.get("batch_stats", {})
+        loss = losses.g_loss(loss_kind, logits)
+        if mode_seeking:
+            loss = loss + mode_seeking * losses.mode_seeking(fake, z)
+        return loss, upd.get("batch_stats", {})
     (g_loss, d_stats), fake_grad = jax.value_and_grad(g_loss_of_fake, has_aux=True)(fake)
     (g_grads,) = g_vjp(fake_grad)
     g_updates, g_opt = g_tx.update(lax.pmean(g_grads, AXIS), state.g_opt_state, state.g_params)
@@ -115,9 +118,10 @@ def make_train_step(config, mesh: Mesh, image_shape, num_classes: int):
     generator, discriminator = build_models(config.model, image_shape, num_classes, axis_name=AXIS)
     g_tx, d_tx = make_optimizers(config.train)
     losses.check_loss(config.train.loss)
+    mode_seeking = float(config.train.get("mode_seeking", 0.0))
     local = functools.partial(_local_step, generator=generator, discriminator=discriminator,
                               g_tx=g_tx, d_tx=d_tx, loss_kind=config.train.loss,
-                              ema_decay=config.train.ema_decay)
+                              ema_decay=config.train.ema_decay, mode_seeking=mode_seeking)
     data, per_critic = P(AXIS), P(None, AXIS)
     sharded = jax.shard_map(local, mesh=mesh, in_specs=(P(), data, data, per_critic, per_critic),
                             out_specs=(P(), P()), check_vma=False)
@@ -128,6 +132,8 @@ def make_train_step(config, mesh: Mesh, image_shape, num_classes: int):
         z_key, y_key = jax.random.split(key)
         z = jax.random.normal(z_key, (n_critic, batch_size, latent_dim), jnp.float32)
         fake_labels = jax.random.randint(y_key, (n_critic, batch_size), 0, max(num_classes, 1))
+        if mode_seeking:  # pairs (2k, 2k+1) share a label (pairs never straddle two devices)
+            fake_labels = jnp.repeat(fake_labels[:, ::2], 2, axis=1)
         return sharded(state, batch["image"], batch["label"], z, fake_labels)
     return train_step
 

@@ -93,6 +93,8 @@ def test_unconditional_model_samples_by_count(tmp_path):
                                      "number of devices (8)"),
     ("--config.data.source=imagenet", "unknown data.source 'imagenet'"),
     ("--config.data.resolution=48", "resolution must be a power of two from 16 to 128, got 48"),
+    ("--config.train.nums_steps=3", 'Did you mean "num_steps" instead of "nums_steps"?'),
+    ("--config.train.num_steps=abc", "--config.train.num_steps=abc: invalid literal"),
 ])
 def test_user_mistakes_get_one_clear_line(tmp_path, flag, message):
     workdir = tmp_path / "run"
