@@ -1,8 +1,8 @@
 """Data sources -> images and labels, and their placement on the devices.
 
 `data.source` names the source: `digits` (scikit-learn's handwritten digits, shipped inside
-scikit-learn, no download) or `folder:PATH` (your images, one subfolder per class; see
-`jaxgan.folder`). Small sets are held on the devices whole and batches are drawn inside the
+scikit-learn, no download), `tfds:NAME[/CONFIG]` (a prepared TFDS set, see `jaxgan.tfds_data`) or
+`folder:PATH` (your images, one subfolder per class; see `jaxgan.folder`). Small sets are held on the devices whole and batches are drawn inside the
 jitted step (`train_step.draw_batch`).
 """
 from __future__ import annotations
@@ -46,8 +46,16 @@ def load(data_config) -> InMemoryDataset:
     elif source.startswith("folder:"):
         dataset = load_image_folder(source[len("folder:"):], data_config.resolution,
                                     data_config.channels)
+    elif source.startswith("tfds:") and len(source) > len("tfds:"):
+        from jaxgan.tfds_data import load_tfds  # imports tensorflow_datasets only when asked
+        images, labels, class_names = load_tfds(
+            source[len("tfds:"):], data_config.get("split", "train"), data_config.resolution,
+            data_config.channels, data_config.get("conditional", True),
+            data_config.get("tfds_data_dir", "") or None)
+        dataset = InMemoryDataset(images=images, labels=labels, class_names=class_names)
     else:
-        raise UserError(f"unknown data.source {source!r}: expected 'digits' or 'folder:PATH'")
+        raise UserError(f"unknown data.source {source!r}: expected 'digits', 'tfds:NAME' or "
+                        "'folder:PATH'")
     if not data_config.get("conditional", True):
         dataset = dataclasses.replace(dataset, labels=np.zeros_like(dataset.labels),
                                       class_names=())

@@ -299,7 +299,7 @@ def _load_one(full: str, resolution: int, channels: int):
             except Exception as e:  # noqa: BLE001
                 return None, f"truncated or corrupt: {_short(e)}"
             try:
-                return _to_array(image, resolution, channels), None
+                return image_to_array(image, resolution, channels), None
             except MemoryError:
                 return None, "too large to decode (out of memory)"
             except Exception as e:  # noqa: BLE001
@@ -330,7 +330,7 @@ def _short(error: BaseException, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _to_array(image: Image.Image, resolution: int, channels: int) -> np.ndarray:
+def image_to_array(image: Image.Image, resolution: int, channels: int) -> np.ndarray:
     """A loaded Pillow image -> uint8 (R, R, C): oriented, 8-bit, cropped, resized, alpha on white."""
     image = _exif_transposed(image)
     image = _to_8bit(image)  # 'L', 'LA', 'RGB' or 'RGBA'

@@ -1,0 +1,27 @@
+"""Class-conditional DCGAN on CIFAR-10 (TFDS `cifar10`), 32x32x3, 10 classes, hinge loss.
+
+  python train.py --config configs/cifar10.py
+Prepare once: pip install 'jaxgan[tf]' && tfds build cifar10 --file_format=array_record
+Expected: ~3 hours on a 2-core CPU (50,000 steps); ~15 minutes on a GPU. For reference, StudioGAN's
+DCGAN reaches FID 48 on CIFAR-10.
+Smoke run: --config.train.num_steps=10 --config.model.g_width=8 --config.model.d_width=8
+"""
+from configs import digits
+
+
+def get_config():
+    config = digits.get_config()
+    config.data.source = "tfds:cifar10"
+    config.data.split = "train"
+    config.data.tfds_data_dir = ""
+    config.data.resolution = 32
+    config.data.channels = 3
+    config.data.random_flip = True
+    config.model.latent_dim = 128
+    config.model.g_width = 64
+    config.model.d_width = 64
+    config.train.loss = "hinge"
+    config.train.num_steps = 50_000
+    config.train.sample_every_steps = 2000
+    config.checkpoint.every_steps = 2000
+    return config
