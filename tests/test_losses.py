@@ -38,3 +38,12 @@ def test_hinge_losses():
 def test_unknown_loss_is_named():
     with pytest.raises(ValueError, match="'wasserstein'"):
         losses.d_loss("wasserstein", REAL, FAKE)
+
+
+def test_mode_seeking_is_the_mean_inverse_ratio_over_pairs():
+    x = jnp.array([[0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [0.5, 0.5]]).reshape(4, 1, 1, 2)
+    z = jnp.array([[0.0], [2.0], [0.0], [1.0]])
+    # pair 0: |dx| = 1, |dz| = 2 -> ratio 0.5; pair 1: |dx| = 0.5, |dz| = 1 -> ratio 0.5
+    assert float(losses.mode_seeking(x, z, eps=0.0)) == pytest.approx(2.0)
+    identical = jnp.zeros((2, 1, 1, 2))
+    assert float(losses.mode_seeking(identical, jnp.array([[0.0], [1.0]]))) == pytest.approx(1e5)
