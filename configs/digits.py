@@ -41,6 +41,7 @@ def get_config():
     config.train.b2 = 0.999
     config.train.ema_decay = 0.999
     config.train.mode_seeking = 0.0    # MSGAN regulariser weight against per-class collapse
+    config.train.augment = ""          # "translation": DiffAugment shifts for D (small data sets)
     config.train.steps_per_call = 50   # steps per device dispatch (fewer host round trips)
     config.train.log_every_steps = 100
     config.train.sample_every_steps = 500

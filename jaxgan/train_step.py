@@ -21,7 +21,7 @@ import optax
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from jaxgan import losses
+from jaxgan import augment as augment_lib, losses
 from jaxgan.models import build_models
 from jaxgan.state import GANState, make_optimizers
 
@@ -50,15 +50,22 @@ def _ema_update(new, ema, step, decay):
     return optax.incremental_update(new, ema, step_size=1.0 - decay)
 
 
-def _local_step(state: GANState, real_x, real_y, z_CBZ, fake_y_CB, *, generator, discriminator,
-                g_tx, d_tx, loss_kind, ema_decay, mode_seeking):
-    """Per-device update; arrays hold this device's part of the batch."""
-    def d_update(d_params, d_stats, d_opt, fake, fake_y):
+def _local_step(state: GANState, real_x, real_y, z_CBZ, fake_y_CB, shift_C3B2, *, generator,
+                discriminator, g_tx, d_tx, loss_kind, ema_decay, mode_seeking, augment):
+    """Per-device update; arrays hold this device's part of the batch.
+
+    shift_C3B2: per critic step, DiffAugment shifts for the real batch, the fake batch in the D
+    update and the fake batch in the G update (unused unless `augment`).
+    """
+    seen = (lambda x, shift: augment_lib.translate(x, shift)) if augment else (lambda x, _: x)
+
+    def d_update(d_params, d_stats, d_opt, fake, fake_y, shifts):
         def loss_fn(params):
-            real_logits, upd = discriminator.apply(_variables(params, d_stats), real_x, real_y,
+            real_logits, upd = discriminator.apply(_variables(params, d_stats),
+                                                   seen(real_x, shifts[0]), real_y,
                                                    train=True, mutable=["batch_stats"])
             fake_logits, upd = discriminator.apply(_variables(params, upd.get("batch_stats")),
-                                                   fake, fake_y, train=True,
+                                                   seen(fake, shifts[1]), fake_y, train=True,
                                                    mutable=["batch_stats"])
             loss = losses.d_loss(loss_kind, real_logits, fake_logits)
             metrics = {"d_loss": loss, "d_real": real_logits.mean(), "d_fake": fake_logits.mean()}
@@ -79,15 +86,17 @@ def _local_step(state: GANState, real_x, real_y, z_CBZ, fake_y_CB, *, generator,
     for i in range(n_critic - 1):
         fake, g_stats = g_forward(g_stats, z_CBZ[i], fake_y_CB[i])(state.g_params)
         d_params, d_stats, d_opt, _ = d_update(d_params, d_stats, d_opt,
-                                               lax.stop_gradient(fake), fake_y_CB[i])
+                                               lax.stop_gradient(fake), fake_y_CB[i],
+                                               shift_C3B2[i])
 
     z, fake_y = z_CBZ[-1], fake_y_CB[-1]
     fake, g_vjp, g_stats = jax.vjp(g_forward(g_stats, z, fake_y), state.g_params, has_aux=True)
     d_params, d_stats, d_opt, d_metrics = d_update(
-        d_params, d_stats, d_opt, lax.stop_gradient(fake), fake_y)
+        d_params, d_stats, d_opt, lax.stop_gradient(fake), fake_y, shift_C3B2[-1])
 
     def g_loss_of_fake(fake):
-        logits, upd = discriminator.apply(_variables(d_params, d_stats), fake, fake_y, train=True,
+        logits, upd = discriminator.apply(_variables(d_params, d_stats),
+                                          seen(fake, shift_C3B2[-1, 2]), fake_y, train=True,
                                           mutable=["batch_stats"])
         loss = losses.g_loss(loss_kind, logits)
         if mode_seeking:
@@ -119,22 +128,29 @@ def make_train_step(config, mesh: Mesh, image_shape, num_classes: int):
     g_tx, d_tx = make_optimizers(config.train)
     losses.check_loss(config.train.loss)
     mode_seeking = float(config.train.get("mode_seeking", 0.0))
+    augment = config.train.get("augment", "")
+    if augment not in ("", "translation"):
+        raise ValueError(f"train.augment must be '' or 'translation', got {augment!r}")
     local = functools.partial(_local_step, generator=generator, discriminator=discriminator,
                               g_tx=g_tx, d_tx=d_tx, loss_kind=config.train.loss,
-                              ema_decay=config.train.ema_decay, mode_seeking=mode_seeking)
+                              ema_decay=config.train.ema_decay, mode_seeking=mode_seeking,
+                              augment=augment)
     data, per_critic = P(AXIS), P(None, AXIS)
-    sharded = jax.shard_map(local, mesh=mesh, in_specs=(P(), data, data, per_critic, per_critic),
+    sharded = jax.shard_map(local, mesh=mesh,
+                            in_specs=(P(), data, data, per_critic, per_critic, P(None, None, AXIS)),
                             out_specs=(P(), P()), check_vma=False)
     n_critic, latent_dim = config.train.n_critic, config.model.latent_dim
 
     def train_step(state, batch, key):
         batch_size = batch["image"].shape[0]
-        z_key, y_key = jax.random.split(key)
+        z_key, y_key, shift_key = jax.random.split(key, 3)
         z = jax.random.normal(z_key, (n_critic, batch_size, latent_dim), jnp.float32)
         fake_labels = jax.random.randint(y_key, (n_critic, batch_size), 0, max(num_classes, 1))
         if mode_seeking:  # pairs (2k, 2k+1) share a label (pairs never straddle two devices)
             fake_labels = jnp.repeat(fake_labels[:, ::2], 2, axis=1)
-        return sharded(state, batch["image"], batch["label"], z, fake_labels)
+        shifts = (augment_lib.draw_shifts(shift_key, (n_critic, 3, batch_size), image_shape[0])
+                  if augment else jnp.zeros((n_critic, 3, batch_size, 2), jnp.int32))
+        return sharded(state, batch["image"], batch["label"], z, fake_labels, shifts)
     return train_step
 
 

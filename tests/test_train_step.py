@@ -47,7 +47,8 @@ def test_step_changes_params_and_is_deterministic(config):
 
 
 @pytest.mark.parametrize("overrides", [{}, {"train.loss": "hinge", "train.n_critic": 2,
-                                             "model.d_norm": "none", "train.mode_seeking": 1.0}])
+                                             "model.d_norm": "none", "train.mode_seeking": 1.0,
+                                             "train.augment": "translation"}])
 def test_eight_devices_equal_one_device(config, overrides):
     assert len(jax.devices()) == 8, "run with XLA_FLAGS=--xla_force_host_platform_device_count=8"
     for key, value in overrides.items():
