@@ -28,6 +28,8 @@ def get_config():
     config.train.g_lr = config.train.d_lr = 2e-4
     config.train.b1, config.train.b2 = 0.5, 0.999
     config.train.n_critic = 1
+    config.train.mode_seeking = 0.0  # the plain DCGAN recipe: no regulariser, no augmentation
+    config.train.augment = ""
     config.train.num_steps = 25_000
     config.train.steps_per_call = 10
     config.train.sample_every_steps = 1000

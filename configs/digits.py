@@ -40,7 +40,7 @@ def get_config():
     config.train.b1 = 0.5
     config.train.b2 = 0.999
     config.train.ema_decay = 0.999
-    config.train.mode_seeking = 0.0    # MSGAN regulariser weight against per-class collapse
+    config.train.mode_seeking = 0.1    # MSGAN regulariser: keeps each class from collapsing
     config.train.augment = ""          # "translation": DiffAugment shifts for D (small data sets)
     config.train.steps_per_call = 50   # steps per device dispatch (fewer host round trips)
     config.train.log_every_steps = 100

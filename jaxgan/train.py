@@ -64,14 +64,26 @@ def check_writable(workdir: str) -> None:
 
 
 class StopSignals:
-    """SIGTERM / SIGINT set a flag; the loop finishes its step, checkpoints and exits 0."""
+    """SIGTERM / SIGINT set a flag; the loop finishes its step, checkpoints and exits 0.
+
+    On several hosts JAX's own preemption notifier (started by jax.distributed) catches SIGTERM,
+    and every host stops at the same step: the preemption sync point.
+    """
 
     def __init__(self):
         self.received = None
         self._previous = {}
+        self._multihost = jax.process_count() > 1
+
+    def stop_requested(self, step: int) -> bool:
+        if self._multihost:
+            from jax.experimental import multihost_utils
+            if multihost_utils.reached_preemption_sync_point(step):
+                self.received = "a preemption notice"
+        return self.received is not None
 
     def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in () if self._multihost else (signal.SIGTERM, signal.SIGINT):
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread (e.g. a notebook worker): no handler
@@ -231,7 +243,7 @@ def _train(config, workdir, dataset, mesh, manager):
             if pending is not None:
                 finish(pending)
             pending, step = (step, end, metrics), end
-            stop = signals.received is not None
+            stop = signals.stop_requested(end)
             if stop or end == num_steps or end % config.train.sample_every_steps == 0 \
                     or end % config.checkpoint.every_steps == 0:
                 finish(pending)  # the state is known good before anything is written from it
