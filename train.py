@@ -41,15 +41,27 @@ def main(argv):
         sys.exit(1)
 
 
+def fail_on_bad_flags(error):
+    while isinstance(error, AttributeError) and isinstance(error.__context__, KeyError):
+        error = error.__context__  # ConfigDict wraps an unknown key's KeyError
+    message = " ".join(str(error.args[0] if error.args else error).split())
+    print(f"error: bad flag or config: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def parse_flags(argv):
+    """absl's parsing, with a mistyped key, a bad value or a missing config file as one line."""
+    try:
+        remaining = FLAGS(argv)
+        FLAGS.config.get("seed")  # a config file that failed to load raises only when used
+        return remaining
+    except Exception as error:
+        fail_on_bad_flags(error)
+
+
 if __name__ == "__main__":
     try:
         define_flags()
-        FLAGS(sys.argv)
-        FLAGS.config.get("seed")  # a config file that failed to load raises only when used
-    except Exception as error:  # a mistyped key, a bad value, a missing or broken config file
-        while isinstance(error, AttributeError) and isinstance(error.__context__, KeyError):
-            error = error.__context__  # ConfigDict wraps an unknown key's KeyError
-        message = " ".join(str(error.args[0] if error.args else error).split())
-        print(f"error: bad flag or config: {message}", file=sys.stderr)
-        sys.exit(1)
-    app.run(main)
+    except Exception as error:  # config_flags applies some overrides while defining the flag
+        fail_on_bad_flags(error)
+    app.run(main, flags_parser=parse_flags)

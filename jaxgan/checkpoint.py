@@ -99,28 +99,51 @@ def restore_item(manager: ocp.CheckpointManager, step: int, name: str, abstract_
 def restore_latest(manager, abstract_state_fn, mesh):
     """(state, saved config, data facts) of the newest readable checkpoint, or None if none.
 
-    A damaged checkpoint (truncated or missing files) is skipped with a warning naming its path
-    and step; nothing is deleted. `abstract_state_fn(saved_config, facts)` gives the restore
-    target, or raises UserError when the checkpoint cannot be resumed with the current config.
+    A damaged checkpoint (truncated or missing files) is moved aside to
+    `<workdir>/damaged_checkpoints/<step>` with a warning naming its path and step (never deleted:
+    moved, so that training can write that step again). `abstract_state_fn(saved_config, facts)`
+    gives the restore target, or raises UserError when the checkpoint cannot be resumed.
     """
     steps = sorted(manager.all_steps(), reverse=True)
+    damaged = []
     for step in steps:
         try:
             saved_config, facts = restore_meta(manager, step)
             target = abstract_state_fn(saved_config, facts)
-            return restore_item(manager, step, "state", target, mesh), saved_config, facts
+            restored = restore_item(manager, step, "state", target, mesh), saved_config, facts
         except UserError:
             raise
         except Exception as error:  # a damaged checkpoint: truncated or missing files
             first_line = (str(error).strip().splitlines() or [""])[0][:200]
             logging.warning("checkpoint %s (step %d) is unreadable (%s: %s); trying an older one",
-                            os.path.join(os.fspath(manager.directory), str(step)), step,
-                            type(error).__name__, first_line)
+                            _step_path(manager, step), step, type(error).__name__, first_line)
+            damaged.append(step)
+            continue
+        _move_aside(manager, damaged)
+        return restored
     if steps:
         raise UserError(f"no readable checkpoint in {manager.directory} (steps "
                         f"{', '.join(map(str, steps))} are all damaged); nothing was deleted. "
                         "Move the directory away to start afresh.")
     return None
+
+
+def _step_path(manager, step: int) -> str:
+    return os.path.join(os.fspath(manager.directory), str(step))
+
+
+def _move_aside(manager, steps) -> None:
+    if not steps:
+        return
+    aside = os.path.join(os.path.dirname(os.fspath(manager.directory)), "damaged_checkpoints")
+    os.makedirs(aside, exist_ok=True)
+    for step in steps:
+        target = os.path.join(aside, str(step))
+        while os.path.exists(target):
+            target += "+"
+        os.rename(_step_path(manager, step), target)
+        logging.warning("moved the damaged checkpoint of step %d to %s", step, target)
+    manager.reload()
 
 
 def _get(config, dotted: str):

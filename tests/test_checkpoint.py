@@ -1,4 +1,5 @@
 """Checkpoints you can trust: exact resume, signals, SIGKILL, damage, compatibility, NaN, workdir."""
+import json
 import os
 import random
 import shutil
@@ -119,10 +120,13 @@ def test_damaged_newest_checkpoint_falls_back_to_an_intact_one(tmp_path):
     damage(tmp_path / "checkpoints" / "4")
     result = run_train(tmp_path, **{"train.num_steps": 6})
     assert f"checkpoint {tmp_path}/checkpoints/4 (step 4) is unreadable" in result.stderr
-    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4", "6"] or \
-        sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4", "6"]
-    # Resumed from step 2: steps 3 and 4 were redone, so the new run logged 4 and 6.
-    assert [line for line in open(tmp_path / "metrics.jsonl")][-2:][0].startswith('{"step": 4')
+    assert f"moved the damaged checkpoint of step 4 to {tmp_path}/damaged_checkpoints/4" \
+        in result.stderr
+    assert (tmp_path / "damaged_checkpoints" / "4" / "state").is_dir()  # kept, not deleted
+    assert sorted(os.listdir(tmp_path / "checkpoints"), key=int) == ["2", "4", "6"]
+    # Resumed from step 2: steps 3-6 were trained again, and logged again.
+    steps = [json.loads(line)["step"] for line in open(tmp_path / "metrics.jsonl")]
+    assert steps == [2, 4, 4, 6]
 
 
 def test_all_checkpoints_damaged_is_a_clear_error_and_deletes_nothing(tmp_path):
