@@ -17,7 +17,6 @@ import tempfile
 import time
 
 import jax
-import jax.numpy as jnp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -48,7 +47,7 @@ def main():
                            jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
     device_data = data_lib.to_device(dataset, mesh)
     run = make_device_data_runner(config, mesh, dataset.image_shape, dataset.num_classes)
-    key, n = jax.random.key(0), jnp.int32(args.chunk)
+    key, n = jax.random.key(0), args.chunk
     state, metrics = run(state, device_data, key, n)
     jax.block_until_ready(metrics)
 

@@ -31,7 +31,7 @@ def get_config():
     config.train.mode_seeking = 0.0  # the plain DCGAN recipe: no regulariser, no augmentation
     config.train.augment = ""
     config.train.num_steps = 25_000
-    config.train.steps_per_call = 10
+    config.train.steps_per_call = 1  # 10-100 on GPUs and TPUs
     config.train.sample_every_steps = 1000
     config.checkpoint.every_steps = 1000
     return config

@@ -42,7 +42,7 @@ def get_config():
     config.train.ema_decay = 0.999
     config.train.mode_seeking = 0.1    # MSGAN regulariser: keeps each class from collapsing
     config.train.augment = ""          # "translation": DiffAugment shifts for D (small data sets)
-    config.train.steps_per_call = 50   # steps per device dispatch (fewer host round trips)
+    config.train.steps_per_call = 1    # steps per dispatch: 1 on CPUs; 10-100 on GPUs and TPUs
     config.train.log_every_steps = 100
     config.train.sample_every_steps = 500
 

@@ -192,7 +192,7 @@ def _make_advance(config, dataset, mesh):
     if data_lib.fits_on_device(dataset, config.data.get("device_cache_mb", 512)):
         device_data = data_lib.to_device(dataset, mesh)
         runner = make_device_data_runner(config, mesh, shape, classes)
-        return (lambda state, step, n: runner(state, device_data, base_key, jnp.int32(n)),
+        return (lambda state, step, n: runner(state, device_data, base_key, n),
                 lambda: None)
     batches = data_lib.HostBatches(dataset, mesh, config.train.batch_size, config.seed,
                                    config.data.random_flip)

@@ -47,11 +47,13 @@ def assert_identical(a, b):
         np.testing.assert_array_equal(x, y)
 
 
-def test_resume_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("steps_per_call", [1, 2])
+def test_resume_is_bit_identical(tmp_path, steps_per_call):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    jaxgan.train_and_evaluate(tiny_config(**{"train.num_steps": 6}), straight)
-    jaxgan.train_and_evaluate(tiny_config(**{"train.num_steps": 3}), resumed)
-    jaxgan.train_and_evaluate(tiny_config(**{"train.num_steps": 6}), resumed)
+    per_call = {"train.steps_per_call": steps_per_call}
+    jaxgan.train_and_evaluate(tiny_config(**per_call, **{"train.num_steps": 6}), straight)
+    jaxgan.train_and_evaluate(tiny_config(**per_call, **{"train.num_steps": 3}), resumed)
+    jaxgan.train_and_evaluate(tiny_config(**per_call, **{"train.num_steps": 6}), resumed)
     assert_identical(saved_state(straight, 6), saved_state(resumed, 6))
 
 
