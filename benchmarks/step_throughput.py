@@ -14,9 +14,13 @@ Overrides: `--override KEY=VALUE` (repeatable) or `--config.KEY=VALUE`, as train
 On the current JAX backend, after compilation, as medians of several timed runs:
   (a) the bare step: jax.jit(make_train_step(...), donate_argnums=0) on a fixed synthetic batch
       (the calls of one timed run are dispatched back to back; the run ends with a block);
-  (b) make_device_data_runner: `train.steps_per_call` steps per dispatch, batches drawn on the
-      device from a device-resident synthetic uint8 data set; per-step time and its overhead
-      over (a) (the batch draw plus the loop).
+  (b) make_device_data_runner, batches drawn on the device from a device-resident synthetic
+      uint8 data set, as train.py runs it with the config's `train.steps_per_call`: with 1 (the
+      CPU configs) one jitted step per dispatch, dispatched back to back; with N > 1 a fori_loop
+      of N steps per dispatch. When the config says 1, the fori_loop path is timed as well
+      (--loop_steps, default 10; the GPU/TPU setting), within --runner_budget seconds. Printed:
+      per-step time, images/s, the overhead over (a), and how many convolutions of the
+      optimised HLO are not in XLA:CPU's canonical (fast) form.
 It prints the device, versions, parameter counts, compile time (first call minus a steady call),
 step time, images/s, XLA's own FLOP count of the step (`compiled.cost_analysis()["flops"]`) as
 achieved FLOP/s and, for known GPUs, the fraction of the dense peak. On a CPU the peak is not
@@ -35,6 +39,7 @@ shapes; the same for PyTorch.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import os
 import pathlib
@@ -61,7 +66,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 from jaxgan.layers import FUSED_MAX_FEATURES, UpConv2x  # noqa: E402
 from jaxgan.models import DCGAN_INIT, ConditionalBatchNorm, build_models, num_doublings  # noqa: E402
 from jaxgan.state import create_state, make_optimizers  # noqa: E402
-from jaxgan.train_step import (AXIS, draw_batch, make_device_data_runner, make_mesh,  # noqa: E402
+from jaxgan.train_step import (AXIS, make_device_data_runner, make_mesh,  # noqa: E402
                                make_train_step)
 
 warnings.filterwarnings("ignore", message=".*[Dd]onated buffers.*")
@@ -245,16 +250,27 @@ def conv_layouts(compiled_text: str):
     return sum(label != "b01f_01io->b01f" for label in labels), len(labels)
 
 
-def measure_runner(bench: JaxBench, steps_per_call: int, calls: int, budget_s: float):
-    """make_device_data_runner, timed. `num_steps` is traced (one compilation serves any count),
-    so when steps_per_call x calls would exceed `budget_s` fewer steps per dispatch are timed."""
-    config, mesh = bench.config, bench.mesh
-    runner = make_device_data_runner(config, mesh, bench.image_shape, bench.num_classes)
-    rng = np.random.default_rng(1)
-    n = 1024
-    data = {"image": rng.integers(0, 256, (n, *bench.image_shape), dtype=np.uint8),
-            "label": rng.integers(0, max(bench.num_classes, 1), n).astype(np.int32)}
-    data = jax.device_put(data, NamedSharding(mesh, P()))
+def _jitted_inside(fn):
+    """`fn` if it is jitted, else a jitted function its closure holds (for HLO inspection)."""
+    if hasattr(fn, "lower"):
+        return fn
+    for cell in getattr(fn, "__closure__", None) or ():
+        if hasattr(cell.cell_contents, "lower"):
+            return cell.cell_contents
+    return None
+
+
+def measure_runner(bench: JaxBench, data, steps_per_call: int, calls: int, budget_s: float):
+    """make_device_data_runner built with `train.steps_per_call = steps_per_call`, timed.
+
+    1: one jitted step per dispatch, dispatched back to back (as train.py runs it); a timed run
+    is `inner` such calls ended by a block. > 1: a fori_loop of `steps_per_call` steps per dispatch
+    (a traced count: one compilation serves any count); when steps_per_call x calls would exceed
+    `budget_s`, fewer steps per dispatch (down to the 1-step probe itself) are timed.
+    """
+    config = copy.deepcopy(bench.config)
+    config.train.steps_per_call = steps_per_call
+    runner = make_device_data_runner(config, bench.mesh, bench.image_shape, bench.num_classes)
     holder = {"state": bench.state}
     bench.state = None
 
@@ -269,41 +285,56 @@ def measure_runner(bench: JaxBench, steps_per_call: int, calls: int, budget_s: f
     call(num_steps=1)
     first = time.perf_counter() - start
     probe = median_time(lambda k: call(k, num_steps=1), 1)
-    first_minus = first - probe
-    used_steps, used_calls = steps_per_call, calls
-    if probe * steps_per_call * calls > budget_s:
-        used_steps = int(max(1, min(steps_per_call, budget_s / (probe * calls))))
-        if probe * used_steps * calls > budget_s:
-            used_calls = int(max(1, budget_s / (probe * used_steps)))
-    per_call = median_time(lambda k: call(k, num_steps=used_steps), used_calls)
+    used_steps, used_calls, inner = steps_per_call, calls, 1
+    if steps_per_call == 1:
+        inner = inner_for(probe)
+        per_call = median_time(lambda k: call(k, num_steps=1), calls, inner)
+    else:
+        if probe * steps_per_call * calls > budget_s:
+            used_steps = int(max(1, min(steps_per_call, budget_s / (probe * calls))))
+            if probe * used_steps * calls > budget_s:
+                used_calls = int(max(1, budget_s / (probe * used_steps)))
+        if used_steps == 1 and probe * calls > budget_s:
+            per_call, used_calls = probe, 1  # the probe was already one timed 1-step dispatch
+        else:
+            per_call = median_time(lambda k: call(k, num_steps=used_steps), used_calls)
     bench.state = holder["state"]
-    finite = float(holder["metrics"]["finite"])
-    compiled = runner.lower(bench.state, data, bench.base_key, jnp.int32(1)).compile()
-    return dict(compile=first_minus, per_call=per_call, steps=used_steps, calls=used_calls,
-                finite=finite, layouts=conv_layouts(compiled.as_text()), data=data)
+    layouts = None
+    jitted = _jitted_inside(runner)
+    if jitted is not None:
+        args = (bench.state, data, bench.base_key) + ((jnp.int32(1),) if steps_per_call > 1
+                                                      else ())
+        layouts = conv_layouts(jitted.lower(*args).compile().as_text())
+    return dict(compile=first - probe, per_step=per_call / used_steps, per_call=per_call,
+                steps=used_steps, calls=used_calls, inner=inner,
+                finite=float(holder["metrics"]["finite"]), layouts=layouts)
 
 
-def measure_python_loop(bench: JaxBench, data, steps: int, reps: int = 2):
-    """The runner's per-step work (device batch draw + step) jitted once and dispatched from a
-    Python loop: no XLA while loop (alternative to measure against the runner)."""
-    config, mesh = bench.config, bench.mesh
-    batch_size, flip = config.train.batch_size, config.data.random_flip
+def synthetic_data(bench: JaxBench, n: int = 1024):
+    """A device-resident uint8 data set like data.to_device's, replicated."""
+    rng = np.random.default_rng(1)
+    data = {"image": rng.integers(0, 256, (n, *bench.image_shape), dtype=np.uint8),
+            "label": rng.integers(0, max(bench.num_classes, 1), n).astype(np.int32)}
+    return jax.device_put(data, NamedSharding(bench.mesh, P()))
 
-    def one_step(state, data, base_key):
-        data_key, step_key = jax.random.split(jax.random.fold_in(base_key, state.step))
-        return bench.step_fn(state, draw_batch(data, data_key, batch_size, mesh, flip), step_key)
-    jitted = jax.jit(one_step, donate_argnums=0)
-    holder = {"state": bench.state}
-    bench.state = None
 
-    def call(k=1):
-        for _ in range(k):
-            holder["state"], metrics = jitted(holder["state"], data, bench.base_key)
-        block((holder["state"], metrics))
-    call()
-    per_step = median_time(call, reps, steps)
-    bench.state = holder["state"]
-    return per_step
+def print_runner(r, label, step, batch, bare_layouts):
+    print(f"compile       {r['compile']:.2f} s  (first call minus a steady call, both 1 step)")
+    if r["inner"] > 1 or r["steps"] == 1:
+        how = f"median of {r['calls']} runs x {r['inner']} dispatches of {r['steps']} step(s)"
+    else:
+        how = f"median of {r['calls']} dispatches of {r['steps']} steps, " \
+              f"{fmt_time(r['per_call'])} each"
+    print(f"per step      {fmt_time(r['per_step'])}  ({how}); metrics finite: "
+          f"{r['finite'] == 1.0}")
+    print(f"images/s      {batch / r['per_step']:,.0f}")
+    d = r["per_step"] - step
+    print(f"overhead      {1e3 * d:+.2f} ms per step vs the bare step ({100 * d / step:+.1f}%, "
+          f"{r['per_step'] / step:.2f}x its time): {label}")
+    if r["layouts"] is not None:
+        print(f"conv layouts  convolutions not in XLA:CPU's fast canonical form b01f_01io->b01f "
+              f"in the optimised HLO: {r['layouts'][0]} of {r['layouts'][1]} (bare step: "
+              f"{bare_layouts[0]} of {bare_layouts[1]})")
 
 
 # ----------------------------------------------------------------------------------- profile
@@ -622,14 +653,19 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=10,
                         help="timed runs of the bare step and of the PyTorch step (median)")
     parser.add_argument("--runner_calls", "--runner-calls", type=int, default=3,
-                        help="timed dispatches of the device-data runner (median)")
+                        help="timed runs of the device-data runner (median)")
     parser.add_argument("--steps_per_call", "--steps-per-call", type=int, default=None,
                         help="default: the config's train.steps_per_call")
+    parser.add_argument("--loop_steps", "--loop-steps", type=int, default=10,
+                        help="when the config has steps_per_call = 1, also time the fori_loop "
+                             "runner at this many steps per dispatch (0: skip)")
     parser.add_argument("--runner_budget", "--runner-budget", type=float, default=150.0,
-                        help="seconds the runner's timed dispatches may take in all")
+                        help="seconds the fori_loop runner's timed dispatches may take in all")
     parser.add_argument("--num_classes", "--num-classes", type=int, default=10,
                         help="classes of a conditional config (the digits have 10)")
     parser.add_argument("--no_torch", "--no-torch", action="store_true")
+    parser.add_argument("--torch_one_thread", "--torch-one-thread", action="store_true",
+                        help="also time the twin with torch.set_num_threads(1)")
     parser.add_argument("--no_profile", "--no-profile", action="store_true")
     parser.add_argument("--profile_reps", "--profile-reps", type=int, default=5)
     parser.add_argument("--check_twin", "--check-twin", action="store_true",
@@ -712,7 +748,7 @@ def main(argv=None):
         torch_inner = inner_for(torch_steady)
 
     # Timed runs, interleaved in two rounds so that a change of machine load hits both.
-    jax_runs, torch_runs, frozen_runs = [], [], []
+    jax_runs, torch_runs, frozen_runs, one_thread_runs = [], [], [], []
     rounds = 2
     for r in range(rounds):
         reps = (args.steps + rounds - 1 - r) // rounds
@@ -722,6 +758,11 @@ def main(argv=None):
             for _ in range(max(1, reps)):
                 torch_runs.append(median_time(torch_call(twin), 1, torch_inner))
                 frozen_runs.append(median_time(torch_call(twin_frozen), 1, torch_inner))
+            if args.torch_one_thread:
+                torch.set_num_threads(1)
+                for _ in range(max(1, reps // 2)):
+                    one_thread_runs.append(median_time(torch_call(twin), 1, torch_inner))
+                torch.set_num_threads(os.cpu_count())
     step = statistics.median(jax_runs)
     finite = float(bench.metrics["finite"])
     print(f"params        G {bench.g_count:,}  D {bench.d_count:,} (jaxgan)")
@@ -751,31 +792,31 @@ def main(argv=None):
     else:
         print("XLA FLOPs     cost_analysis() gave no 'flops' on this backend")
 
-    print(f"\n== jaxgan: device-data runner, {steps_per_call} steps per dispatch ==")
-    r = measure_runner(bench, steps_per_call, args.runner_calls, args.runner_budget)
-    per_step = r["per_call"] / r["steps"]
-    if r["steps"] != steps_per_call or r["calls"] != args.runner_calls:
-        print(f"note          timed {r['calls']} dispatch(es) of {r['steps']} steps instead of "
-              f"{args.runner_calls} x {steps_per_call} to stay within --runner_budget "
-              f"{args.runner_budget:.0f} s (num_steps is traced: same compiled loop)")
-    print(f"compile       {r['compile']:.2f} s  (first call minus a steady call, both 1 step)")
-    print(f"per step      {fmt_time(per_step)}  (median of {r['calls']} dispatches of "
-          f"{r['steps']} steps, {fmt_time(r['per_call'])} each); metrics finite: "
-          f"{r['finite'] == 1.0}")
-    print(f"images/s      {batch / per_step:,.0f}")
-    print(f"loop overhead {1e3 * (per_step - step):+.2f} ms per step vs the bare step "
-          f"({100 * (per_step - step) / step:+.1f}%; {per_step / step:.2f}x the bare step's "
-          f"time)")
+    data = synthetic_data(bench)
     bare_layouts = conv_layouts(bench.jitted.lower(bench.state, bench.batch, bench.base_key)
                                 .compile().as_text())
-    print(f"conv layouts  non-canonical (not b01f_01io->b01f) convolutions in the optimised HLO:"
-          f" runner {r['layouts'][0]} of {r['layouts'][1]}, bare step {bare_layouts[0]} of "
-          f"{bare_layouts[1]}")
-    py_steps = max(1, min(steps_per_call, int(args.runner_budget / 4 / max(step, 1e-6))))
-    py_step = measure_python_loop(bench, r["data"], py_steps)
-    print(f"python loop   {fmt_time(py_step)} per step ({batch / py_step:,.0f} images/s): the "
-          f"same device batch draw + step, jitted alone, dispatched {py_steps}x from Python "
-          f"(no XLA while loop); {py_step / per_step:.2f}x the runner's time")
+    paths = [steps_per_call] + ([args.loop_steps] if steps_per_call == 1 and args.loop_steps > 1
+                                else [])
+    runs = {}
+    for n in paths:
+        if n == 1:
+            title = ("device-data runner, train.steps_per_call = 1 (the config's): one jitted step "
+                     "per dispatch, dispatched ahead")
+            label = "device batch draw + per-call dispatch"
+        else:
+            title = (f"device-data runner, train.steps_per_call = {n}"
+                     f"{' (the config' + chr(39) + 's)' if n == steps_per_call else ''}: a "
+                     f"fori_loop of {n} steps per dispatch (the GPU/TPU setting)")
+            label = "device batch draw + XLA while loop"
+        print(f"\n== jaxgan: {title} ==")
+        r = measure_runner(bench, data, n, args.runner_calls, args.runner_budget)
+        if n > 1 and (r["steps"] != n or r["calls"] != args.runner_calls):
+            print(f"note          timed {r['calls']} dispatch(es) of {r['steps']} step(s) instead "
+                  f"of {args.runner_calls} x {n} to stay within --runner_budget "
+                  f"{args.runner_budget:.0f} s (num_steps is traced: same compiled loop)")
+        print_runner(r, label, step, batch, bare_layouts)
+        runs[n] = r
+    per_step = runs[steps_per_call]["per_step"]
 
     torch_step = None
     if twin is not None:
@@ -791,6 +832,10 @@ def main(argv=None):
               f"{torch_inner} steps (min {fmt_time(min(torch_runs))}, max "
               f"{fmt_time(max(torch_runs))}), as pytorch/examples (D weight grads in the G step)")
         print(f"images/s      {batch / torch_step:,.0f}")
+        if one_thread_runs:
+            one = statistics.median(one_thread_runs)
+            print(f"step, 1 thread {fmt_time(one)} ({batch / one:,.0f} images/s; median of "
+                  f"{len(one_thread_runs)}; torch.set_num_threads(1), a check on OpenMP under load)")
         print(f"step, D frozen in G step  {fmt_time(frozen_step)} ({batch / frozen_step:,.0f} "
               f"images/s)")
         try:
@@ -805,10 +850,10 @@ def main(argv=None):
         print(f"\n== jaxgan / PyTorch (images/s ratio; >1: jaxgan faster) ==")
         print(f"bare step     {torch_step / step:.2f}x  vs example-faithful twin, "
               f"{frozen_step / step:.2f}x vs twin with D frozen in G step")
-        print(f"runner        {torch_step / per_step:.2f}x  vs example-faithful twin, "
-              f"{frozen_step / per_step:.2f}x vs twin with D frozen in G step")
-        print(f"python loop   {torch_step / py_step:.2f}x  vs example-faithful twin, "
-              f"{frozen_step / py_step:.2f}x vs twin with D frozen in G step")
+        for n, r in runs.items():
+            print(f"runner x{n:<4} {torch_step / r['per_step']:.2f}x  vs example-faithful twin, "
+                  f"{frozen_step / r['per_step']:.2f}x vs twin with D frozen in G step"
+                  f"{'  (as configured)' if n == steps_per_call else ''}")
 
     if not args.no_profile:
         print(f"\n== per-part profile (jitted parts, median of {args.profile_reps}; batch {batch}) ==")

