@@ -2,7 +2,7 @@
 
   python train.py --config configs/fashion_mnist.py
 Prepare once: pip install 'jaxgan[tf]' && tfds build fashion_mnist --file_format=array_record
-Expected: as configs/mnist.py (~20 minutes on a 2-core CPU, ~2 on a GPU).
+Expected: as configs/mnist.py (~15 minutes on a 2-core CPU).
 """
 from configs import mnist
 

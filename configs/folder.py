@@ -7,7 +7,8 @@ or images directly in the folder for an unconditional GAN. 64x64 RGB, class-cond
 Any format Pillow reads; junk files are skipped and reported once at start. Images are centre-
 cropped to a square and resized to 64x64, held in memory and on the device (default cache 512 MB,
 about 40,000 images at 64x64x3).
-Expected: ~0.6 s per step on a 2-core CPU (so 20,000 steps is ~3.5 hours), minutes on a GPU/TPU.
+Expected: at most 1.4 s per step on a 2-core CPU (measured with another job on the machine), so
+20,000 steps take most of a day there; use a GPU or TPU (not measured here: no accelerator).
 Smoke run: --config.train.num_steps=10 --config.model.g_width=8 --config.model.d_width=8
 """
 from configs import digits
