@@ -8,8 +8,8 @@ needs no download); with your own images use --config.data.source=folder:/path.
   python train.py --config configs/dcgan64.py
   python benchmarks/step_throughput.py --config configs/dcgan64.py     # vs the PyTorch twin
 
-Expected: ~1.5 s per step on a 2-core CPU (25,000 steps is ~10 hours there); ~100+ steps/s on
-a modern GPU. Smoke run: --config.train.num_steps=4 --config.model.g_width=8 --config.model.d_width=8
+Expected: at most 1.4 s per step on a 2-core CPU (measured with another job on the machine;
+benchmarks/README.md has the figures against the PyTorch twin); GPU not measured here. Smoke run: --config.train.num_steps=4 --config.model.g_width=8 --config.model.d_width=8
 """
 from configs import digits
 
