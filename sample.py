@@ -9,7 +9,6 @@
 The logic lives in `jaxgan.sampling` and `jaxgan.export`; this file only parses flags.
 """
 import argparse
-import os
 import sys
 
 from jaxgan.errors import UserError

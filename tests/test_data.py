@@ -1,5 +1,4 @@
 """Data sources through the training API: folders (with junk), streaming from host memory."""
-import os
 import subprocess
 import sys
 
