@@ -176,8 +176,9 @@ def make_device_data_runner(config, mesh: Mesh, image_shape, num_classes: int):
     host round-trip between steps. With `train.steps_per_call > 1` the steps run as a `fori_loop`
     inside one dispatch (a traced count: one compilation serves every count), which saves dispatch
     overhead on accelerators; with 1, each step is its own jitted call (dispatched ahead, without
-    waiting). On a CPU a step inside the loop measured 2-4x slower than the same step alone
-    (XLA:CPU), so the CPU configs use 1.
+    waiting). On a 2-core CPU a step inside the loop measured 16-45x slower than the same step
+    alone (XLA:CPU leaves the loop's gradient convolutions in slow layouts; jax-ml/jax#12868), so
+    the configs use 1 and training warns about more on a CPU.
     """
     train_step = make_train_step(config, mesh, image_shape, num_classes)
     batch_size, random_flip = config.train.batch_size, config.data.random_flip
