@@ -44,7 +44,9 @@ of plain autodiff (+2% / -7% total), so UpConv2x keeps plain autodiff.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import sys
 import time
 
 import flax.linen as nn
@@ -53,7 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxgan.layers import UpConv2x, upconv2x
+from jaxgan.layers import DownConv2x, UpConv2x, upconv2x
 
 # (H = W, Cin, Cout) of the DCGAN generator's stride-2 transposed convolutions.
 DCGAN_LAYERS = [(4, 512, 256), (8, 256, 128), (16, 128, 64), (32, 64, 3)]
@@ -158,5 +160,131 @@ def main():
         print(f"  {'total':22s} {name:18s} {ms:9.1f} ms   x{ref_total / ms:5.1f}")
 
 
+
+# ---------------------------------------------------------------------------------------------
+# DownConv2x section: nn.Conv(4, stride 2, padding 1) vs jaxgan.layers.DownConv2x
+# ---------------------------------------------------------------------------------------------
+DOWN_DOC = """Forward+backward time of nn.Conv(4, stride 2, padding 1) vs jaxgan.layers.DownConv2x.
+
+The four stride-2 convolutions of the PyTorch DCGAN discriminator (64x64x3, ndf=64) at batch
+64, float32: value_and_grad of <layer(x), cotangent> w.r.t. the kernel AND the input, jitted;
+time after compilation, median of --reps runs, the implementations interleaved run by run.
+
+    python benchmarks/conv_transpose.py --down              # nn.Conv vs DownConv2x (impl="auto")
+    python benchmarks/conv_transpose.py --down --variants   # also impl="fused"/"phases"/"s2d"
+
+See DOWN_RESULTS below for measurements and the reading.
+"""
+
+DOWN_RESULTS = """
+Measured on the same 2-core x86 CPU (no GPU), float32, batch 64, median of 9, interleaved.
+CAUTION: a CI run shared the 2 cores (load average 2.3 -> 3.7 during these runs), so times are
+inflated and +-15% noisy (the same layer moved 15-20% between runs); compare ratios.
+Forward + grad w.r.t. kernel AND input, ms:
+
+  `python benchmarks/conv_transpose.py --down --variants --reps 9`
+                           nn.Conv  DownConv2x(auto)  fused  phases    s2d
+  jax 0.10.2 / flax 0.12.8 (load 2.4 -> 3.0)
+    64x64x3   -> 32x32x64     14.5       15.7         15.2    21.1     18.3
+    32x32x64  -> 16x16x128   123.4       99.9         94.8    89.7    282.6
+    16x16x128 -> 8x8x256     109.4       98.5         96.5    92.1    280.7
+    8x8x256   -> 4x4x512      97.4       93.7        109.0    97.4    146.4
+    total                    344.7      307.8 (1.12x) 315.4   300.4    728.0 (0.47x)
+  jax 0.7.2 / flax 0.11.2 (load 3.0 -> 3.7)
+    64x64x3   -> 32x32x64     20.7       21.4         20.1    47.4     25.7
+    32x32x64  -> 16x16x128   121.6       88.9         84.8    88.9    116.9
+    16x16x128 -> 8x8x256      89.5       77.3         76.4    76.2     91.7
+    8x8x256   -> 4x4x512      74.7       71.2         88.7    69.6     99.4
+    total                    306.4      258.9 (1.18x) 270.0   282.0    333.7 (0.92x)
+
+  `python benchmarks/conv_transpose.py --down --reps 9` (load 3.1 -> 3.7)
+                             jax 0.10.2             jax 0.7.2
+                           nn.Conv  DownConv2x   nn.Conv  DownConv2x
+    64x64x3   -> 32x32x64     15.8     16.4        22.6     22.6
+    32x32x64  -> 16x16x128   126.7    103.7       120.4     87.2
+    16x16x128 -> 8x8x256     106.6     98.5        76.5     79.6
+    8x8x256   -> 4x4x512     101.9     96.0        75.0     71.8
+    total                    351.0    314.6 (1.12x) 294.4   261.2 (1.13x)
+
+Reading: the requested pure space-to-depth form (impl="s2d", plain autodiff) is exact but
+SLOWER than nn.Conv (0.47x with jax 0.10, 0.92x with jax 0.7): XLA:CPU runs the stride-1 2x2
+VALID conv on 4*Cin channels ~3x slower than the equivalent 4x4 stride-2 conv (e.g. 92 vs
+33 ms forward at 32x32x64, jax 0.10), and its kernel gradient ~4x slower (147 vs 39 ms).
+What wins is only the input gradient: written as one stride-1 2x2 conv + depth-to-space it
+took 27-29 ms against XLA's 54 ms at 32x32x64 -> 16x16x128. So DownConv2x keeps XLA's strided
+conv forward and XLA's kernel gradient and swaps in that input gradient with a custom VJP
+(impl="fused"), or the four-phase form (impl="phases", no wasted border) when H/2 or W/2 < 8.
+Net: ~1.1-1.2x on the discriminator's four convs, mostly from the 32x32 layer (1.2-1.4x);
+the other layers are within noise. Also tried and dropped: the kernel gradient as matmuls on
+the space-to-depth patches (faster standalone for Cin = 3 but slower in the full step: 14.6 vs
+13.0 ms nn.Conv at 64x64x3; 163 vs 140 ms at 32x32x64), the forward as four or one matmuls
+(slower except at 8x8x256).
+"""
+
+# (H = W, Cin, Cout) of the DCGAN discriminator's stride-2 convolutions.
+DCGAN_D_LAYERS = [(64, 3, 64), (32, 64, 128), (16, 128, 256), (8, 256, 512)]
+
+
+def down_implementations(features: int, variants: bool) -> dict[str, nn.Module]:
+    impls = {
+        "nn.Conv": nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                           use_bias=False),
+        "DownConv2x": DownConv2x(features),
+    }
+    if variants:
+        impls["DownConv2x fused"] = DownConv2x(features, impl="fused")
+        impls["DownConv2x phases"] = DownConv2x(features, impl="phases")
+        impls["DownConv2x s2d"] = DownConv2x(features, impl="s2d")
+    return impls
+
+
+def main_down():
+    parser = argparse.ArgumentParser(description=DOWN_DOC.split("\n")[0])
+    parser.add_argument("--down", action="store_true", required=True)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--reps", type=int, default=7, help="timed runs per layer (>= 5)")
+    parser.add_argument("--variants", action="store_true",
+                        help='also time impl="fused", "phases" and "s2d"')
+    args = parser.parse_args()
+
+    print(f"jax {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}, "
+          f"{platform.processor() or platform.machine()}; batch {args.batch}, float32, "
+          f"median of {args.reps}; load average {os.getloadavg()}")
+    rng = np.random.default_rng(0)
+    totals: dict[str, float] = {}
+    for h, cin, cout in DCGAN_D_LAYERS:
+        x = jnp.asarray(rng.standard_normal((args.batch, h, h, cin)), jnp.float32)
+        cot = jnp.asarray(rng.standard_normal((args.batch, h // 2, h // 2, cout)), jnp.float32)
+        params = {"kernel": jnp.asarray(0.02 * rng.standard_normal((4, 4, cin, cout)),
+                                        jnp.float32)}
+        steps = {name: make_step(m, cot) for name, m in down_implementations(cout,
+                                                                            args.variants).items()}
+        results = {name: jax.block_until_ready(step(params, x)) for name, step in steps.items()}
+        ref_loss, (ref_gp, ref_gx) = results["nn.Conv"]
+        for name, (loss, (gp, gx)) in results.items():
+            for got, want in [(loss, ref_loss), (gx, ref_gx), (gp["kernel"], ref_gp["kernel"])]:
+                err = float(jnp.max(jnp.abs(got - want)) / jnp.max(jnp.abs(want)))
+                assert err < 1e-4, f"{name}: relative error {err:.2e}"
+        times = {name: [] for name in steps}
+        for _ in range(args.reps):
+            for name, step in steps.items():
+                start = time.perf_counter()
+                jax.block_until_ready(step(params, x))
+                times[name].append(time.perf_counter() - start)
+        layer = f"{h}x{h}x{cin} -> {h // 2}x{h // 2}x{cout}"
+        ref_ms = 1e3 * float(np.median(times["nn.Conv"]))
+        for name, ts in times.items():
+            ms = 1e3 * float(np.median(ts))
+            totals[name] = totals.get(name, 0.0) + ms
+            print(f"  {layer:22s} {name:18s} {ms:9.1f} ms   x{ref_ms / ms:5.2f}", flush=True)
+    ref_total = totals["nn.Conv"]
+    for name, ms in totals.items():
+        print(f"  {'total':22s} {name:18s} {ms:9.1f} ms   x{ref_total / ms:5.2f}")
+    print(f"load average at the end {os.getloadavg()}")
+
+
 if __name__ == "__main__":
-    main()
+    if "--down" in sys.argv:
+        main_down()
+    else:
+        main()

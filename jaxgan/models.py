@@ -18,7 +18,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxgan.layers import UpConv2x
+from jaxgan.layers import DownConv2x, UpConv2x
 
 DCGAN_INIT = nn.initializers.normal(0.02)
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 128
@@ -127,8 +127,9 @@ class Discriminator(nn.Module):
         n = num_doublings(self.resolution)
         width = self.width
         use_bias = self.norm == "none"
-        conv = lambda features: nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                                        use_bias=use_bias, kernel_init=DCGAN_INIT, dtype=self.dtype)
+        # DownConv2x: exactly nn.Conv(k4, s2, pad 1), with a faster input gradient on XLA:CPU.
+        conv = lambda features: DownConv2x(features, use_bias=use_bias, kernel_init=DCGAN_INIT,
+                                           dtype=self.dtype)
         x = nn.leaky_relu(conv(width)(x_BHWC), 0.2)
         for _ in range(n - 1):
             width *= 2

@@ -226,3 +226,163 @@ def test_rejects_bad_inputs():
         upconv2x(jnp.ones((1, 4, 4, 3)), jnp.ones((4, 4, 2, 2)))
     with pytest.raises(ValueError):
         upconv2x(jnp.ones((1, 4, 4, 3)), jnp.ones((4, 4, 3, 2)), impl="nope")
+
+
+# ---------------------------------------------------------------------------------------------
+# DownConv2x must equal nn.Conv(k=4, s=2, padding=1) exactly: outputs, gradients, params.
+# ---------------------------------------------------------------------------------------------
+from jaxgan.layers import DownConv2x, downconv2x  # noqa: E402
+
+DOWN_IMPLS = ("fused", "phases", "s2d", "auto")
+
+
+def down_reference(features, use_bias, **kw):
+    return nn.Conv(features, kernel_size=(4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                   use_bias=use_bias, **kw)
+
+
+# (batch, H, W, Cin, Cout, use_bias): Cin and Cout each take all of {1, 3, 8, 16}, H and W all
+# of {2, 4, 8, 16} (square and not), batch 1 and 3, bias on and off.
+DOWN_CASES = [
+    (1, 2, 2, 1, 3, False),
+    (3, 4, 8, 3, 16, True),
+    (1, 16, 16, 16, 1, True),
+    (3, 8, 2, 8, 8, False),
+    (3, 16, 4, 16, 3, True),
+    (1, 8, 16, 1, 16, False),
+]
+
+
+@pytest.mark.parametrize("batch,h,w,cin,cout,use_bias", DOWN_CASES)
+def test_down_matches_conv(batch, h, w, cin, cout, use_bias):
+    rng = np.random.default_rng([batch, h, w, cin, cout, 2])
+    x = _normal(rng, (batch, h, w, cin))
+    cot = _normal(rng, (batch, h // 2, w // 2, cout))
+    params = {"kernel": _normal(rng, (4, 4, cin, cout))}
+    if use_bias:
+        params["bias"] = _normal(rng, (cout,))
+    modules = {"ref": down_reference(cout, use_bias)}
+    modules.update({impl: DownConv2x(cout, use_bias=use_bias, impl=impl) for impl in DOWN_IMPLS})
+
+    results = jax.jit(lambda p, x, c: {k: _fwd_and_grads(m, p, x, c) for k, m in modules.items()}
+                      )(params, x, cot)
+    y_ref, (gp_ref, gx_ref) = results.pop("ref")
+    assert y_ref.shape == (batch, h // 2, w // 2, cout)
+    for impl, (y, (gp, gx)) in results.items():
+        assert y.shape == y_ref.shape and y.dtype == jnp.float32, impl
+        np.testing.assert_allclose(np.asarray(y), np.asarray(y_ref), **TOL, err_msg=impl)
+        assert gx.shape == x.shape and gx.dtype == jnp.float32, impl
+        np.testing.assert_allclose(np.asarray(gx), np.asarray(gx_ref), **TOL, err_msg=impl)
+        _assert_trees_close(gp, gp_ref, **TOL)
+
+
+def test_down_param_tree_and_init_match():
+    x = jnp.ones((2, 4, 4, 3))
+    custom = dict(kernel_init=nn.initializers.normal(0.02), bias_init=nn.initializers.ones,
+                  param_dtype=jnp.bfloat16)
+    configs = {"no bias": (False, {}), "bias": (True, {}), "custom": (True, custom)}
+
+    @jax.jit
+    def init_all(key):
+        return {name: (down_reference(8, use_bias, **kw).init(key, x)["params"],
+                       DownConv2x(8, use_bias=use_bias, **kw).init(key, x)["params"])
+                for name, (use_bias, kw) in configs.items()}
+
+    for name, (p_ref, p) in init_all(jax.random.key(7)).items():
+        use_bias, kw = configs[name]
+        expected = {"kernel": (4, 4, 3, 8)} | ({"bias": (8,)} if use_bias else {})
+        assert jax.tree_util.tree_map(jnp.shape, dict(p)) == expected, name
+        dtype = kw.get("param_dtype", jnp.float32)
+        assert all(v.dtype == dtype for v in jax.tree_util.tree_leaves(p)), name
+        _assert_trees_close(dict(p), dict(p_ref), rtol=0, atol=0)
+        assert float(jnp.std(p["kernel"].astype(jnp.float32))) > 0.01, name
+        if use_bias:
+            assert float(jnp.abs(p["bias"]).max()) == (1.0 if kw else 0.0), name
+
+
+def test_down_matches_numpy_definition():
+    """y[o] = sum_t xpad[2o + t] @ w[t] per axis, written out with numpy."""
+    rng = np.random.default_rng(5)
+    x, kernel = _normal(rng, (2, 6, 4, 3)), _normal(rng, (4, 4, 3, 2))
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))).astype(np.float64)
+    want = np.zeros((2, 3, 2, 2))
+    for i, j, ty, tx in itertools.product(range(3), range(2), range(4), range(4)):
+        want[:, i, j] += xp[:, 2 * i + ty, 2 * j + tx] @ kernel[ty, tx]
+    got = jax.jit(lambda x, k: [downconv2x(x, k, impl=i) for i in DOWN_IMPLS])(x, kernel)
+    for impl, y in zip(DOWN_IMPLS, got):
+        np.testing.assert_allclose(np.asarray(y), want, **TOL, err_msg=impl)
+
+
+@pytest.mark.parametrize("cout", [3, 16])
+def test_down_bfloat16_compute(cout):
+    rng = np.random.default_rng(cout + 100)
+    x = _normal(rng, (3, 8, 16, 8))
+    params = {"kernel": 0.1 * _normal(rng, (4, 4, 8, cout)), "bias": _normal(rng, (cout,))}
+    modules = {"ref": down_reference(cout, True, dtype=jnp.bfloat16)}
+    modules.update({impl: DownConv2x(cout, use_bias=True, dtype=jnp.bfloat16, impl=impl)
+                    for impl in DOWN_IMPLS})
+
+    def run(params, x):
+        out = {}
+        for name, m in modules.items():
+            def loss(p, x, m=m):
+                return jnp.sum(m.apply({"params": p}, x).astype(jnp.float32))
+            out[name] = (m.apply({"params": params}, x), jax.grad(loss, argnums=(0, 1))(params, x))
+        return out
+
+    results = jax.jit(run)(params, x)
+    y_ref, g_ref = results.pop("ref")
+    assert y_ref.dtype == jnp.bfloat16
+    for name, (y, (gp, gx)) in results.items():
+        assert y.shape == (3, 4, 8, cout) and y.dtype == jnp.bfloat16, name
+        assert bool(jnp.all(jnp.isfinite(y))), name
+        np.testing.assert_allclose(np.asarray(y, np.float32), np.asarray(y_ref, np.float32),
+                                   rtol=5e-2, atol=5e-2, err_msg=name)
+        assert gx.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(gx))), name
+        for g, gr in zip(jax.tree_util.tree_leaves((gp, gx)), jax.tree_util.tree_leaves(g_ref)):
+            assert g.dtype == gr.dtype and bool(jnp.all(jnp.isfinite(g))), name
+            np.testing.assert_allclose(np.asarray(g), np.asarray(gr), rtol=5e-2, atol=2e-1)
+
+
+def test_down_batch_dims_like_conv():
+    rng = np.random.default_rng(3)
+    params = {"kernel": _normal(rng, (4, 4, 2, 5))}
+    for shape in [(4, 6, 2), (2, 3, 4, 6, 2)]:
+        x = _normal(rng, shape)
+        y_ref, y = jax.jit(lambda p, x: (down_reference(5, False).apply({"params": p}, x),
+                                         DownConv2x(5).apply({"params": p}, x)))(params, x)
+        assert y.shape == y_ref.shape == shape[:-3] + (shape[-3] // 2, shape[-2] // 2, 5)
+        np.testing.assert_allclose(np.asarray(y), np.asarray(y_ref), **TOL)
+
+
+def test_down_second_order():
+    """grad-of-grad through the custom VJP (and jvp through plain-autodiff "s2d") match."""
+    rng = np.random.default_rng(4)
+    x, kernel = _normal(rng, (1, 4, 6, 2)), _normal(rng, (4, 4, 2, 3))
+
+    def ref(x, k):
+        return lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)), dimension_numbers=DN)
+
+    def grad_of_grad(f):
+        return jax.grad(lambda k: jnp.sum(jax.grad(
+            lambda x: jnp.sum(jnp.tanh(f(x, k))))(x) ** 2))(kernel)
+
+    def jvp(f):
+        return jax.jvp(lambda x: f(x, kernel), (x,), (jnp.ones_like(x),))[1]
+
+    impls = [lambda x, k, i=i: downconv2x(x, k, impl=i) for i in ("fused", "phases", "s2d")]
+    got, want = jax.jit(lambda: ([grad_of_grad(f) for f in impls] + [jvp(impls[2])],
+                                 [grad_of_grad(ref)] * 3 + [jvp(ref)]))()
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4)
+
+
+def test_down_rejects_bad_inputs():
+    with pytest.raises(ValueError):  # odd H
+        downconv2x(jnp.ones((1, 5, 4, 3)), jnp.ones((4, 4, 3, 2)))
+    with pytest.raises(ValueError):
+        downconv2x(jnp.ones((1, 4, 4, 3)), jnp.ones((3, 3, 3, 2)))
+    with pytest.raises(ValueError):
+        downconv2x(jnp.ones((1, 4, 4, 3)), jnp.ones((4, 4, 2, 2)))
+    with pytest.raises(ValueError):
+        downconv2x(jnp.ones((1, 4, 4, 3)), jnp.ones((4, 4, 3, 2)), impl="nope")
