@@ -3,8 +3,8 @@
   python train.py                       # same as: --config configs/digits.py --workdir runs/digits
   python sample.py --workdir runs/digits --grid digits.png
 
-Expected: 25 seconds on a 2-core CPU (3,000 steps of batch 64, compilation included; measured),
-98.7% of generated digits recognised as their class (benchmarks/digits_quality.py).
+Expected: 35 seconds on a 2-core CPU (3,000 steps of batch 64, compilation included; measured),
+99.6% of generated digits recognised as their class (benchmarks/digits_quality.py).
 Smoke run (under a minute on a CPU):
   python train.py --workdir /tmp/smoke --config.train.num_steps=20 \
       --config.model.g_width=8 --config.model.d_width=8
