@@ -163,7 +163,47 @@ def upconv2x(x, kernel, impl: str = "auto", precision=None):
     raise ValueError(f"unknown impl {impl!r}; expected 'auto', 'phases' or 'fused'")
 
 
-class UpConv2x(nn.Module):
+class _Conv4x4Stride2(nn.Module):
+    """Fields, parameters and dtype handling shared by UpConv2x and DownConv2x: the same
+    parameter tree, creation order and promotion as flax's nn.ConvTranspose / nn.Conv, so a
+    model can swap one for the other; subclasses say which exact operator runs (`_op`)."""
+
+    features: int
+    use_bias: bool = False
+    kernel_init: Initializer = nn.initializers.lecun_normal()
+    bias_init: Initializer = nn.initializers.zeros_init()
+    dtype: Dtype | None = None
+    param_dtype: Dtype = jnp.float32
+    precision: Any = None
+    impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, inputs: Array) -> Array:
+        inputs = jnp.asarray(inputs)
+        if inputs.ndim < 3:
+            raise ValueError(f"{type(self).__name__} expects (..., H, W, C) input, "
+                             f"got {inputs.shape}")
+        batch_shape = inputs.shape[:-3]
+        x = inputs.reshape((-1,) + inputs.shape[-3:])
+        in_features = x.shape[-1]
+
+        # Same creation order / names / shapes as flax's layer -> same values for the same rng.
+        kernel = self.param(
+            "kernel", self.kernel_init, (4, 4, in_features, self.features), self.param_dtype
+        )
+        bias = None
+        if self.use_bias:
+            bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+        x, kernel, bias = promote_dtype(x, kernel, bias, dtype=self.dtype)
+
+        y = self._op(x, kernel, impl=self.impl, precision=self.precision)
+        y = y.reshape(batch_shape + y.shape[1:])
+        if bias is not None:
+            y += jnp.reshape(bias, (1,) * (y.ndim - 1) + (-1,))
+        return y
+
+
+class UpConv2x(_Conv4x4Stride2):
     """2x upsampling transposed conv, exactly ``nn.ConvTranspose(features,
     (4, 4), strides=(2, 2), padding="SAME", use_bias=use_bias)``.
 
@@ -184,39 +224,9 @@ class UpConv2x(nn.Module):
         impl: "auto" | "phases" | "fused" (all exact; see module docstring).
     """
 
-    features: int
-    use_bias: bool = False
-    kernel_init: Initializer = nn.initializers.lecun_normal()
-    bias_init: Initializer = nn.initializers.zeros_init()
-    dtype: Dtype | None = None
-    param_dtype: Dtype = jnp.float32
-    precision: Any = None
-    impl: str = "auto"
-
-    @nn.compact
-    def __call__(self, inputs: Array) -> Array:
-        inputs = jnp.asarray(inputs)
-        if inputs.ndim < 3:
-            raise ValueError(f"UpConv2x expects (..., H, W, C) input, got {inputs.shape}")
-        batch_shape = inputs.shape[:-3]
-        x = inputs.reshape((-1,) + inputs.shape[-3:])
-        in_features = x.shape[-1]
-
-        # Same creation order / names / shapes as nn.ConvTranspose -> same values
-        # for the same rng.
-        kernel = self.param(
-            "kernel", self.kernel_init, (4, 4, in_features, self.features), self.param_dtype
-        )
-        bias = None
-        if self.use_bias:
-            bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-        x, kernel, bias = promote_dtype(x, kernel, bias, dtype=self.dtype)
-
-        y = upconv2x(x, kernel, impl=self.impl, precision=self.precision)
-        y = y.reshape(batch_shape + y.shape[1:])
-        if bias is not None:
-            y += jnp.reshape(bias, (1,) * (y.ndim - 1) + (-1,))
-        return y
+    @staticmethod
+    def _op(x, kernel, **kwargs):
+        return upconv2x(x, kernel, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,7 +383,7 @@ def downconv2x(x, kernel, impl: str = "auto", precision=None):
     raise ValueError(f"unknown impl {impl!r}; expected one of {_DOWN_IMPLS}")
 
 
-class DownConv2x(nn.Module):
+class DownConv2x(_Conv4x4Stride2):
     """2x downsampling conv, exactly ``nn.Conv(features, (4, 4), strides=(2, 2),
     padding=((1, 1), (1, 1)), use_bias=use_bias)`` on inputs with even H and W.
 
@@ -386,35 +396,6 @@ class DownConv2x(nn.Module):
     exact (see ``downconv2x``).
     """
 
-    features: int
-    use_bias: bool = False
-    kernel_init: Initializer = nn.initializers.lecun_normal()
-    bias_init: Initializer = nn.initializers.zeros_init()
-    dtype: Dtype | None = None
-    param_dtype: Dtype = jnp.float32
-    precision: Any = None
-    impl: str = "auto"
-
-    @nn.compact
-    def __call__(self, inputs: Array) -> Array:
-        inputs = jnp.asarray(inputs)
-        if inputs.ndim < 3:
-            raise ValueError(f"DownConv2x expects (..., H, W, C) input, got {inputs.shape}")
-        batch_shape = inputs.shape[:-3]
-        x = inputs.reshape((-1,) + inputs.shape[-3:])
-        in_features = x.shape[-1]
-
-        # Same creation order / names / shapes as nn.Conv -> same values for the same rng.
-        kernel = self.param(
-            "kernel", self.kernel_init, (4, 4, in_features, self.features), self.param_dtype
-        )
-        bias = None
-        if self.use_bias:
-            bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-        x, kernel, bias = promote_dtype(x, kernel, bias, dtype=self.dtype)
-
-        y = downconv2x(x, kernel, impl=self.impl, precision=self.precision)
-        y = y.reshape(batch_shape + y.shape[1:])
-        if bias is not None:
-            y += jnp.reshape(bias, (1,) * (y.ndim - 1) + (-1,))
-        return y
+    @staticmethod
+    def _op(x, kernel, **kwargs):
+        return downconv2x(x, kernel, **kwargs)

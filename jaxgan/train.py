@@ -25,7 +25,8 @@ from jaxgan.images import save_png
 from jaxgan.models import num_doublings, build_models
 from jaxgan.sampling import generate_from_noise, grid_image, grid_labels
 from jaxgan.state import abstract_state, create_state
-from jaxgan.train_step import make_device_data_runner, make_mesh, make_train_step
+from jaxgan.train_step import (make_device_data_runner, make_mesh, make_train_step,
+                               run_one_by_one)
 
 GRID_SEED_TAG = 0x7FFFFFFF  # folded into the seed's key for the fixed grid noise
 
@@ -202,13 +203,12 @@ def _make_advance(config, dataset, mesh):
                                    config.data.random_flip)
     train_step = jax.jit(make_train_step(config, mesh, shape, classes), donate_argnums=0)
 
+    def one(state, step):
+        step_key = jax.random.split(jax.random.fold_in(base_key, step))[1]
+        return train_step(state, batches.get(step), step_key)
+
     def advance(state, step, n):
-        total = None
-        for s in range(step, step + n):
-            step_key = jax.random.split(jax.random.fold_in(base_key, s))[1]
-            state, metrics = train_step(state, batches.get(s), step_key)
-            total = metrics if total is None else jax.tree.map(jnp.add, total, metrics)
-        return state, jax.tree.map(lambda v: v / n, total)
+        return run_one_by_one(lambda state, i: one(state, step + i), state, n)
     return advance, batches.close
 
 

@@ -206,11 +206,15 @@ def make_device_data_runner(config, mesh: Mesh, image_shape, num_classes: int):
     # One path or the other for every step of a run, never both: a step inside the loop and the
     # same step alone need not agree to the last bit, and resumes must be bit-exact.
     single = jax.jit(one_step, donate_argnums=0)
+    return lambda state, data, base_key, num_steps: run_one_by_one(
+        lambda state, _: single(state, data, base_key), state, int(num_steps))
 
-    def run(state, data, base_key, num_steps):
-        total = None
-        for _ in range(int(num_steps)):
-            state, metrics = single(state, data, base_key)
-            total = metrics if total is None else jax.tree.map(jnp.add, total, metrics)
-        return state, jax.tree.map(lambda v: v / int(num_steps), total)
-    return run
+
+def run_one_by_one(step_fn, state, num_steps: int):
+    """`step_fn(state, i) -> (state, metrics)` for i in range(num_steps), each dispatched without
+    waiting; returns the final state and the metrics averaged over the steps (on the device)."""
+    total = None
+    for i in range(num_steps):
+        state, metrics = step_fn(state, i)
+        total = metrics if total is None else jax.tree.map(jnp.add, total, metrics)
+    return state, jax.tree.map(lambda v: v / num_steps, total)
