@@ -9,7 +9,9 @@
    behind a slow model; `--full_model` for the real one) three ways, median per step:
    synthetic  a fixed batch already on the devices (no pipeline at all);
    device     the set held on the devices, batches drawn inside the jitted step (small sets);
-   stream     batches prepared on the host and prefetched (`data.HostBatches`, large sets).
+   stream     batches prepared on the host and prefetched (`data.HostBatches`, large sets);
+   disk       the 256x256 JPEGs left on disk, each batch decoded when it is prefetched
+              (`data.StreamedImages`, sets larger than data.host_cache_mb);
    and prints each pipeline's slowdown against the synthetic batch.
 """
 import argparse
@@ -44,12 +46,11 @@ def write_jpegs(root, count, size):
         Image.fromarray(image // 2 + noise).save(os.path.join(cls, f"{i:05d}.jpg"), quality=90)
 
 
-def time_folder(count, size, resolution):
-    with tempfile.TemporaryDirectory() as root:
-        write_jpegs(root, count, size)
-        start = time.perf_counter()
-        loaded = folder.load_folder(root, resolution, 3)
-        seconds = time.perf_counter() - start
+def time_folder(root, count, size, resolution):
+    write_jpegs(root, count, size)
+    start = time.perf_counter()
+    loaded = folder.load_folder(root, resolution, 3)
+    seconds = time.perf_counter() - start
     assert len(loaded.labels) == count
     return count / seconds
 
@@ -79,10 +80,24 @@ def main():
         config.model.g_width = config.model.d_width = 8
     resolution, channels = config.data.resolution, config.data.channels
     print(f"{os.cpu_count()} CPU cores, backend {jax.default_backend()}, jax {jax.__version__}")
-    for size in (64, 256):
-        rate = time_folder(args.images, size, resolution)
-        print(f"decode {args.images} JPEGs of {size}x{size} -> {resolution}x{resolution}: "
-              f"{rate:8.0f} images/s")
+    with tempfile.TemporaryDirectory() as root:
+        for size in (64, 256):
+            rate = time_folder(os.path.join(root, str(size)), args.images, size, resolution)
+            print(f"decode {args.images} JPEGs of {size}x{size} -> {resolution}x{resolution}: "
+                  f"{rate:8.0f} images/s")
+        results = time_steps(config, args, os.path.join(root, "256"))
+    base = results["synthetic"]
+    batch_size = config.train.batch_size
+    print(f"train step ({'full' if args.full_model else 'width-8'} model, batch {batch_size}, "
+          f"{resolution}x{resolution}x{channels}):")
+    for name, seconds in results.items():
+        print(f"  {name:9s} {1000 * seconds:8.1f} ms/step  {batch_size / seconds:8.0f} images/s  "
+              f"{100 * (seconds / base - 1):+6.1f}% vs synthetic")
+
+
+def time_steps(config, args, jpeg_folder) -> dict:
+    """Median seconds per training step for each way of feeding it."""
+    resolution, channels = config.data.resolution, config.data.channels
 
     rng = np.random.default_rng(0)
     dataset = data_lib.InMemoryDataset(
@@ -114,22 +129,19 @@ def main():
         jax.block_until_ready(m)
     results["device"] = median_step_seconds(device, args.steps)
 
-    batches = data_lib.HostBatches(dataset, mesh, batch_size, 0, config.data.random_flip)
-    counter = iter(range(10**9))
+    on_disk = data_lib.load_image_folder(jpeg_folder, resolution, channels, host_cache_bytes=0)
+    assert isinstance(on_disk.images, data_lib.StreamedImages)
+    for name, source in (("stream", dataset), ("disk", on_disk)):
+        batches = data_lib.HostBatches(source, mesh, batch_size, 0, config.data.random_flip)
+        counter = iter(range(10**9))
 
-    def stream():
-        nonlocal state
-        state, m = step(state, batches.get(next(counter)), key)
-        jax.block_until_ready(m)
-    results["stream"] = median_step_seconds(stream, args.steps)
-    batches.close()
-
-    base = results["synthetic"]
-    print(f"train step ({'full' if args.full_model else 'width-8'} model, batch {batch_size}, "
-          f"{resolution}x{resolution}x{channels}):")
-    for name, seconds in results.items():
-        print(f"  {name:9s} {1000 * seconds:8.1f} ms/step  {batch_size / seconds:8.0f} images/s  "
-              f"{100 * (seconds / base - 1):+6.1f}% vs synthetic")
+        def stream():
+            nonlocal state
+            state, m = step(state, batches.get(next(counter)), key)
+            jax.block_until_ready(m)
+        results[name] = median_step_seconds(stream, args.steps)
+        batches.close()
+    return results
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ def get_config():
     config.data.conditional = True     # use the labels (False: an unconditional GAN)
     config.data.random_flip = False    # digits must not be mirrored
     config.data.device_cache_mb = 512  # larger sets stream from host memory
+    config.data.host_cache_mb = 4096   # larger still: left on disk, decoded a batch at a time
 
     config.model = ml_collections.ConfigDict()
     config.model.latent_dim = 64

@@ -1,7 +1,8 @@
 """Class-conditional DCGAN on Fashion-MNIST (TFDS `fashion_mnist`), 32x32x1, 10 classes.
 
   python train.py --config configs/fashion_mnist.py
-Prepare once: pip install 'jaxgan[tf]' && tfds build fashion_mnist --file_format=array_record
+With pip install 'jaxgan[tf]' it is downloaded and read through tf.data; without TensorFlow,
+prepare it once: tfds build fashion_mnist --file_format=array_record
 Expected: as configs/mnist.py (~15 minutes on a 2-core CPU).
 """
 from configs import mnist

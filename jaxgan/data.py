@@ -2,13 +2,20 @@
 
 `data.source` names the source: `digits` (scikit-learn's handwritten digits, shipped inside
 scikit-learn, no download), `tfds:NAME[/CONFIG]` (a prepared TFDS set, see `jaxgan.tfds_data`) or
-`folder:PATH` (your images, one subfolder per class; see `jaxgan.folder`). Small sets are held on the devices whole and batches are drawn inside the
-jitted step (`train_step.draw_batch`).
+`folder:PATH` (your images, one subfolder per class; see `jaxgan.folder`).
+
+Where the images live, by size (uint8 at the training resolution):
+- up to `data.device_cache_mb` (default 512): on the devices, whole; batches are drawn inside the
+  jitted step (`train_step.draw_batch`);
+- up to `data.host_cache_mb` (default 4096): decoded once into host memory, batches streamed to the
+  devices (`HostBatches`);
+- larger: left on disk and decoded a batch at a time (`StreamedImages`), each host only its rows.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 
 import jax
 import numpy as np
@@ -19,9 +26,56 @@ from jaxgan import folder
 from jaxgan.errors import UserError
 
 
+class StreamedImages:
+    """Stands for a uint8 (N, H, W, C) array whose rows are decoded from disk when indexed.
+
+    `read(i)` returns row i as uint8 (H, W, C), or None when that file cannot be decoded; such a
+    row is replaced by the next row of the same class that decodes, and its file is named once in
+    the log. The replacement is a pure function of the data, so a resumed run still draws exactly
+    the batches of an uninterrupted one.
+    """
+
+    def __init__(self, read, labels: np.ndarray, image_shape, describe=str, num_workers=None):
+        import concurrent.futures
+        self._read, self._labels, self._describe = read, labels, describe
+        self.shape = (len(labels), *image_shape)
+        self.dtype = np.dtype(np.uint8)
+        self.nbytes = int(np.prod(self.shape))
+        self._failed: set[int] = set()
+        self._lock = threading.Lock()
+        self._pool = concurrent.futures.ThreadPoolExecutor(num_workers or folder.default_num_workers(),
+                                                           thread_name_prefix="decode")
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        return np.stack(list(self._pool.map(self._read_usable, np.asarray(index).reshape(-1))))
+
+    def _read_usable(self, i: int) -> np.ndarray:
+        n = len(self)
+        for k in range(i, i + n):
+            k %= n
+            if self._labels[k] != self._labels[i] or k in self._failed:
+                continue
+            array = self._read(k)
+            if array is not None:
+                return array
+            with self._lock:  # two threads may meet the same bad file: name it once
+                first = k not in self._failed
+                self._failed.add(k)
+            if first:
+                logging.warning("Skipped %s: it cannot be decoded (a file of its class is used "
+                                "instead)", self._describe(k))
+        raise UserError(f"no image of class {int(self._labels[i])} can be decoded any more")
+
+    def close(self):
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 @dataclasses.dataclass(frozen=True)
 class InMemoryDataset:
-    images: np.ndarray          # uint8 (N, H, W, C)
+    images: np.ndarray          # uint8 (N, H, W, C), or StreamedImages for sets left on disk
     labels: np.ndarray          # int32 (N,); all zeros when unconditional
     class_names: tuple[str, ...]  # empty when unconditional
 
@@ -41,18 +95,20 @@ class InMemoryDataset:
 
 def load(data_config) -> InMemoryDataset:
     source = data_config.source
+    host_cache_bytes = data_config.get("host_cache_mb", 4096) * 2**20
     if source == "digits":
         dataset = load_digits(data_config.resolution, data_config.channels)
     elif source.startswith("folder:"):
         dataset = load_image_folder(source[len("folder:"):], data_config.resolution,
-                                    data_config.channels)
+                                    data_config.channels, host_cache_bytes)
     elif source.startswith("tfds:") and len(source) > len("tfds:"):
-        from jaxgan.tfds_data import load_tfds  # imports tensorflow_datasets only when asked
-        images, labels, class_names = load_tfds(
-            source[len("tfds:"):], data_config.get("split", "train"), data_config.resolution,
-            data_config.channels, data_config.get("conditional", True),
-            data_config.get("tfds_data_dir", "") or None)
-        dataset = InMemoryDataset(images=images, labels=labels, class_names=class_names)
+        from jaxgan.tfds_data import open_tfds  # imports tensorflow_datasets only when asked
+        split = open_tfds(data_config, host_cache_bytes)
+        images = split.images
+        if images is None:
+            images = StreamedImages(split.read, split.labels, _shape(data_config),
+                                    describe=lambda i: f"record {i} of {source}")
+        dataset = InMemoryDataset(images=images, labels=split.labels, class_names=split.class_names)
     else:
         raise UserError(f"unknown data.source {source!r}: expected 'digits', 'tfds:NAME' or "
                         "'folder:PATH'")
@@ -60,6 +116,10 @@ def load(data_config) -> InMemoryDataset:
         dataset = dataclasses.replace(dataset, labels=np.zeros_like(dataset.labels),
                                       class_names=())
     return dataset
+
+
+def _shape(data_config) -> tuple[int, int, int]:
+    return (data_config.resolution, data_config.resolution, data_config.channels)
 
 
 def load_digits(resolution: int, channels: int) -> InMemoryDataset:
@@ -72,13 +132,27 @@ def load_digits(resolution: int, channels: int) -> InMemoryDataset:
                            class_names=tuple(str(d) for d in range(10)))
 
 
-def load_image_folder(path: str, resolution: int, channels: int) -> InMemoryDataset:
+def load_image_folder(path: str, resolution: int, channels: int,
+                      host_cache_bytes: float = float("inf")) -> InMemoryDataset:
+    """Decoded into host memory when the candidate files would fit `host_cache_bytes`, else
+    scanned (headers only) and decoded a batch at a time while training."""
     if not path:
         raise UserError("data.source 'folder:' needs a path: folder:/path/to/images")
-    loaded = folder.load_folder(path, resolution, channels)
+    listing = folder.list_folder(path)
+    if len(listing.tasks) * resolution * resolution * channels <= host_cache_bytes:
+        loaded = folder.load_folder(listing, resolution, channels)
+        images = loaded.images
+    else:
+        loaded = folder.scan_folder(listing)
+        paths = loaded.paths
+        images = StreamedImages(lambda i: folder.decode_file(paths[i], resolution, channels)[0],
+                                loaded.labels, (resolution, resolution, channels),
+                                describe=lambda i: paths[i])
+        logging.info("%d images in %s are read from disk as training needs them (they would not "
+                     "fit data.host_cache_mb)", len(paths), path)
     if loaded.skipped:
         logging.warning("%s", folder.skipped_report(loaded.skipped))
-    return InMemoryDataset(images=loaded.images, labels=loaded.labels,
+    return InMemoryDataset(images=images, labels=loaded.labels,
                            class_names=tuple(loaded.class_names))
 
 
@@ -98,6 +172,8 @@ def to_device(dataset: InMemoryDataset, mesh) -> dict:
 
 
 def fits_on_device(dataset: InMemoryDataset, device_cache_mb: float) -> bool:
+    if isinstance(dataset.images, StreamedImages):
+        return False
     return dataset.images.nbytes + dataset.labels.nbytes <= device_cache_mb * 2**20
 
 
@@ -150,3 +226,5 @@ class HostBatches:
 
     def close(self):
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if isinstance(self.dataset.images, StreamedImages):
+            self.dataset.images.close()

@@ -53,17 +53,80 @@ def default_num_workers() -> int:
     return min(32, (os.cpu_count() or 1) + 4)
 
 
-def load_folder(path: str, resolution: int, channels: int, num_workers: int | None = None) -> FolderImages:
-    """Load every usable image under `path` as uint8 (N, resolution, resolution, channels)."""
-    if not isinstance(resolution, (int, np.integer)) or resolution < 1:
-        raise UserError(f"Image resolution must be a positive whole number, got {resolution!r}.")
-    if channels not in (1, 3):
-        raise UserError(f"A folder of images can be loaded with 1 (grayscale) or 3 (RGB) channels, "
-                        f"got {channels!r}.")
-    if num_workers is None:
-        num_workers = default_num_workers()
-    if num_workers < 1:
-        raise UserError(f"num_workers must be at least 1, got {num_workers!r}.")
+@dataclasses.dataclass(frozen=True)
+class FolderFiles:
+    """The usable-looking files of a folder, not decoded: for folders too big to decode up front."""
+    paths: tuple[str, ...]        # sorted by class, then relative path
+    labels: np.ndarray            # int32 (N,)
+    class_names: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...]
+
+
+@dataclasses.dataclass
+class _Listing:
+    root: str
+    tasks: list            # [(full path, class index)]
+    class_dirs: list       # os.DirEntry per class; [] when unconditional
+    skipped: list          # [(path, reason)]
+
+
+def load_folder(path, resolution: int, channels: int, num_workers: int | None = None) -> FolderImages:
+    """Load every usable image under `path` (a folder, or `list_folder`'s listing of one) as uint8
+    (N, resolution, resolution, channels)."""
+    _check_shape(resolution, channels)
+    num_workers = _workers(num_workers)
+    listing = path if isinstance(path, _Listing) else list_folder(path)
+    tasks, n = listing.tasks, len(listing.tasks)
+    skipped = listing.skipped
+    _prepare_pillow()
+    # Grown as images arrive (realloc: no second copy), so that a folder where most files are not images
+    # (captions next to every picture, say) never reserves room for all of them.
+    capacity = min(n, 256)
+    images = np.empty((capacity, resolution, resolution, channels), np.uint8)
+    labels = np.empty((n,), np.int32)
+    count = 0
+    with warnings.catch_warnings():
+        # Pillow warns about odd EXIF, large images, ...: the result (or the skip reason) says enough.
+        warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+        results = _ordered_map(lambda task: decode_file(task[0], resolution, channels), tasks, num_workers)
+        for (full, label), (array, reason) in zip(tasks, results):
+            if array is None:
+                skipped.append((full, reason))
+            else:
+                if count == capacity:
+                    capacity = min(n, 2 * capacity)
+                    images.resize((capacity, resolution, resolution, channels), refcheck=False)
+                images[count] = array
+                labels[count] = label
+                count += 1
+    if count < capacity:
+        images.resize((count, resolution, resolution, channels), refcheck=False)
+    labels, class_names = _drop_empty_classes(listing, labels[:count].copy())
+    return FolderImages(images=images, labels=labels, class_names=class_names,
+                        skipped=_finish_skipped(listing, count))
+
+
+def scan_folder(path, num_workers: int | None = None) -> FolderFiles:
+    """The files under `path` that look like images (header read, nothing decoded), with labels.
+
+    Cheap enough for folders of any size; a file that turns out to be damaged only when it is decoded
+    is the streaming loader's to skip.
+    """
+    listing = path if isinstance(path, _Listing) else list_folder(path)
+    _prepare_pillow()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+        reasons = list(_ordered_map(lambda task: _probe_file(task[0]), listing.tasks,
+                                    _workers(num_workers)))
+    kept = [task for task, reason in zip(listing.tasks, reasons) if reason is None]
+    listing.skipped.extend((task[0], reason) for task, reason in zip(listing.tasks, reasons) if reason)
+    labels, class_names = _drop_empty_classes(listing, np.array([t[1] for t in kept], np.int32))
+    return FolderFiles(paths=tuple(t[0] for t in kept), labels=labels, class_names=class_names,
+                       skipped=_finish_skipped(listing, len(kept)))
+
+
+def list_folder(path: str) -> _Listing:
+    """Walk `path`: every candidate file with its class index, and what was passed over."""
     root = os.path.expanduser(os.fspath(path))
     shown = _show(root)
     if not os.path.exists(root):
@@ -89,7 +152,6 @@ def load_folder(path: str, resolution: int, channels: int, num_workers: int | No
     # tasks: (file path, class index); files sorted by relative path within each class.
     tasks: list[tuple[str, int]] = []
     if class_dirs:
-        class_names = [entry.name for entry in class_dirs]
         for full in loose:
             skipped.append((full, "loose file next to class folders (not used: the classes come from the "
                                    "subfolders)"))
@@ -99,56 +161,58 @@ def load_folder(path: str, resolution: int, channels: int, num_workers: int | No
             _walk(entry.path, "", files, skipped, seen)
             tasks.extend((full, label) for _, full in sorted(files))
     else:
-        class_names = []
         tasks = [(full, 0) for full in loose]
+    return _Listing(root=root, tasks=tasks, class_dirs=class_dirs, skipped=skipped)
 
-    _register_optional_plugins()
-    Image.init()  # import every format plugin once, before worker threads race to do it
-    n = len(tasks)
-    # Grown as images arrive (realloc: no second copy), so that a folder where most files are not images
-    # (captions next to every picture, say) never reserves room for all of them.
-    capacity = min(n, 256)
-    images = np.empty((capacity, resolution, resolution, channels), np.uint8)
-    labels = np.empty((n,), np.int32)
-    count = 0
-    with warnings.catch_warnings():
-        # Pillow warns about odd EXIF, large images, ...: the result (or the skip reason) says enough.
-        warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
-        results = _ordered_map(lambda task: _load_one(task[0], resolution, channels), tasks, num_workers)
-        for (full, label), (array, reason) in zip(tasks, results):
-            if array is None:
-                skipped.append((full, reason))
-            else:
-                if count == capacity:
-                    capacity = min(n, 2 * capacity)
-                    images.resize((capacity, resolution, resolution, channels), refcheck=False)
-                images[count] = array
-                labels[count] = label
-                count += 1
-    if count < capacity:
-        images.resize((count, resolution, resolution, channels), refcheck=False)
-    labels = labels[:count].copy()
 
-    if class_dirs:
-        per_class = np.bincount(labels, minlength=len(class_names))
-        kept = [i for i, c in enumerate(per_class) if c > 0]
-        for i, c in enumerate(per_class):
-            if c == 0:
-                skipped.append((class_dirs[i].path, f"class '{_show(class_names[i])}' dropped: no usable "
-                                                    f"image in this folder"))
-        if count and len(kept) < len(class_names):
-            remap = np.full(len(class_names), -1, np.int32)
-            remap[kept] = np.arange(len(kept), dtype=np.int32)
-            labels[:] = remap[labels]
-        class_names = [class_names[i] for i in kept]
+def _drop_empty_classes(listing: _Listing, labels: np.ndarray):
+    """(labels renumbered over the classes that kept an image, their names); notes dropped classes."""
+    if not listing.class_dirs:
+        return labels, ()
+    class_names = [entry.name for entry in listing.class_dirs]
+    per_class = np.bincount(labels, minlength=len(class_names))
+    kept = [i for i, c in enumerate(per_class) if c > 0]
+    for i, c in enumerate(per_class):
+        if c == 0:
+            listing.skipped.append((listing.class_dirs[i].path, f"class '{_show(class_names[i])}' dropped: "
+                                                                f"no usable image in this folder"))
+    if len(labels) and len(kept) < len(class_names):
+        remap = np.full(len(class_names), -1, np.int32)
+        remap[kept] = np.arange(len(kept), dtype=np.int32)
+        labels = remap[labels]
+    return labels, tuple(class_names[i] for i in kept)
 
-    skipped.sort(key=lambda item: _sort_key(item[0]))
+
+def _finish_skipped(listing: _Listing, count: int) -> tuple:
+    skipped = sorted(listing.skipped, key=lambda item: _sort_key(item[0]))
     if count == 0:
+        shown = _show(listing.root)
         if not skipped:
             raise UserError(f"Image folder {shown} is empty: put the images in it "
                             f"(or one subfolder per class).")
         raise UserError(f"No usable image in folder {shown}. {skipped_report(skipped)}")
-    return FolderImages(images=images, labels=labels, class_names=tuple(class_names), skipped=tuple(skipped))
+    return tuple(skipped)
+
+
+def _check_shape(resolution, channels) -> None:
+    if not isinstance(resolution, (int, np.integer)) or resolution < 1:
+        raise UserError(f"Image resolution must be a positive whole number, got {resolution!r}.")
+    if channels not in (1, 3):
+        raise UserError(f"A folder of images can be loaded with 1 (grayscale) or 3 (RGB) channels, "
+                        f"got {channels!r}.")
+
+
+def _workers(num_workers: int | None) -> int:
+    if num_workers is None:
+        return default_num_workers()
+    if num_workers < 1:
+        raise UserError(f"num_workers must be at least 1, got {num_workers!r}.")
+    return num_workers
+
+
+def _prepare_pillow() -> None:
+    _register_optional_plugins()
+    Image.init()  # import every format plugin once, before worker threads race to do it
 
 
 def skipped_report(skipped, limit: int = 5) -> str:
@@ -260,8 +324,20 @@ def _register_optional_plugins() -> None:
         pass
 
 
-def _load_one(full: str, resolution: int, channels: int):
-    """(uint8 array (R, R, C), None) or (None, reason). Never raises for a bad file."""
+def _probe_file(full: str) -> str | None:
+    """None when `full` opens as an image (header only, nothing decoded), else why it is skipped."""
+    f, reason = _open_file(full)
+    if f is None:
+        return reason
+    with f:
+        image, reason = _open_image(f)
+        if image is not None:
+            image.close()
+        return reason
+
+
+def _open_file(full: str):
+    """(open binary file, None) or (None, reason)."""
     try:
         st = os.stat(full)
     except FileNotFoundError:
@@ -273,37 +349,51 @@ def _load_one(full: str, resolution: int, channels: int):
     if st.st_size == 0:
         return None, "empty file"
     try:
-        f = open(full, "rb")
+        return open(full, "rb"), None
     except OSError as e:
         return None, f"unreadable: {e.strerror or e}"
+
+
+def _open_image(f):
+    """(Pillow image, header read, None) or (None, reason)."""
+    try:
+        return Image.open(f), None
+    except Image.DecompressionBombError as e:
+        return None, f"too large (Pillow's decompression-bomb limit): {short_error(e)}"
+    except UnidentifiedImageError:
+        return None, _unidentified_reason(f)
+    except MemoryError:
+        return None, "too large to decode (out of memory)"
+    except Exception as e:  # noqa: BLE001 - Pillow raises many types for damaged files
+        return None, f"truncated or corrupt: {short_error(e)}"
+
+
+def decode_file(full: str, resolution: int, channels: int):
+    """(uint8 array (R, R, C), None) or (None, reason). Never raises for a bad file."""
+    f, reason = _open_file(full)
+    if f is None:
+        return None, reason
     with f:
-        try:
-            image = Image.open(f)
-        except Image.DecompressionBombError as e:
-            return None, f"too large (Pillow's decompression-bomb limit): {_short(e)}"
-        except UnidentifiedImageError:
-            return None, _unidentified_reason(f)
-        except MemoryError:
-            return None, "too large to decode (out of memory)"
-        except Exception as e:  # noqa: BLE001 - Pillow raises many types for damaged files
-            return None, f"truncated or corrupt: {_short(e)}"
+        image, reason = _open_image(f)
+        if image is None:
+            return None, reason
         with image:
             try:
                 # JPEG: decode at 1/2, 1/4 or 1/8 scale when the image is much bigger than needed.
                 image.draft(None, (int(resolution * _REDUCING_GAP),) * 2)
                 image.load()
             except Image.DecompressionBombError as e:
-                return None, f"too large (Pillow's decompression-bomb limit): {_short(e)}"
+                return None, f"too large (Pillow's decompression-bomb limit): {short_error(e)}"
             except MemoryError:
                 return None, "too large to decode (out of memory)"
             except Exception as e:  # noqa: BLE001
-                return None, f"truncated or corrupt: {_short(e)}"
+                return None, f"truncated or corrupt: {short_error(e)}"
             try:
                 return image_to_array(image, resolution, channels), None
             except MemoryError:
                 return None, "too large to decode (out of memory)"
             except Exception as e:  # noqa: BLE001
-                return None, f"could not convert ({image.mode} image): {_short(e)}"
+                return None, f"could not convert ({image.mode} image): {short_error(e)}"
 
 
 def _unidentified_reason(f) -> str:
@@ -325,7 +415,7 @@ def _unidentified_reason(f) -> str:
     return "not an image"
 
 
-def _short(error: BaseException, limit: int = 120) -> str:
+def short_error(error: BaseException, limit: int = 120) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= limit else text[:limit - 3] + "..."
 

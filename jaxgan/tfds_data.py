@@ -1,27 +1,95 @@
-"""TFDS data sets (`data.source = tfds:NAME` or `tfds:NAME/CONFIG`), read without TensorFlow.
+"""TFDS data sets (`data.source = tfds:NAME` or `tfds:NAME/CONFIG`), by one of two readers.
 
-Sets prepared in array_record format are read through `tfds.data_source` (random access, no
-TensorFlow, no tf.data), decoded and resized in parallel threads and held in host memory; from
-there jaxgan puts them on the devices (or streams them, see `data.HostBatches`). Nothing is
-downloaded at training time: preparing a set is a separate, one-off step.
+- `data_source` (no TensorFlow): sets prepared in array_record format are read through
+  `tfds.data_source`, which gives random access to the records. Images come back still encoded and
+  are decoded with Pillow, exactly like a folder's, so a set can be decoded whole into host memory or
+  read from disk a batch at a time (each host only its rows) when it is larger than
+  `data.host_cache_mb`.
+- `tf.data` (when TensorFlow is installed: `pip install 'jaxgan[tf]'`): for sets prepared in
+  TFDS's default tfrecord format, or not prepared at all (then TFDS downloads and prepares them
+  first, unless `data.download` is False). The records are read and decoded by tf.data in parallel
+  and held in host memory. TensorFlow is hidden from GPUs and TPUs before it starts, so it never
+  takes their memory.
+
+`data.tfds_reader` = "auto" (the default: data_source when the set is in array_record format, else
+tf.data when TensorFlow is installed), "data_source" or "tf.data".
 """
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
+import importlib.util
+import io
 import os
+from typing import Callable
 
 import numpy as np
 from PIL import Image
 
 from jaxgan.errors import UserError
-from jaxgan.folder import default_num_workers, image_to_array
+from jaxgan.folder import default_num_workers, image_to_array, short_error
 
+READERS = ("auto", "data_source", "tf.data")
 PREPARE_HINT = ("prepare it once with TensorFlow installed: pip install 'jaxgan[tf]' && "
                 "tfds build {name} --file_format=array_record")
 
 
-def _builder(name: str, data_dir):
+@dataclasses.dataclass(frozen=True)
+class TfdsSet:
+    """A split, either decoded (`images`) or readable one record at a time (`read`)."""
+    labels: np.ndarray                  # int32 (N,); zeros when unconditional
+    class_names: tuple[str, ...]
+    images: np.ndarray | None = None    # uint8 (N, R, R, C)
+    read: Callable[[int], np.ndarray | None] | None = None  # index -> uint8 (R, R, C) or None
+
+
+def tensorflow_installed() -> bool:
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def import_tfds():
+    """tensorflow_datasets, with TensorFlow (when installed, as tfds may import it) hidden from
+    GPUs and TPUs first, so that it never takes the memory JAX needs."""
+    if tensorflow_installed():
+        import tensorflow as tf
+        for kind in ("GPU", "TPU"):
+            try:
+                tf.config.set_visible_devices([], kind)
+            except (RuntimeError, ValueError):  # already initialised, or no such device type
+                pass
     import tensorflow_datasets as tfds
+    return tfds
+
+
+def open_tfds(data_config, max_bytes: float) -> TfdsSet:
+    """The split named by `data_config`; decoded whole unless larger than `max_bytes`."""
+    spec = data_config.source[len("tfds:"):]
+    split = data_config.get("split", "train")
+    reader = data_config.get("tfds_reader", "auto")
+    data_dir = data_config.get("tfds_data_dir", "") or None
+    if reader not in READERS:
+        raise UserError(f"data.tfds_reader must be one of {', '.join(READERS)}; got {reader!r}")
+    tfds = import_tfds()
+    builder = _builder(tfds, spec, data_dir)
+    image_key, label_key, class_names = _features(tfds, builder, data_config.get("conditional", True))
+    shape = (data_config.resolution, data_config.resolution, data_config.channels)
+    if reader != "tf.data":
+        source, error = _data_source(tfds, spec, split, data_dir, image_key)
+        if source is not None:
+            return _from_data_source(source, image_key, label_key, class_names, shape, max_bytes)
+        if reader == "data_source" or not tensorflow_installed():
+            where = data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")
+            raise UserError(f"TFDS data set {spec!r} (split {split!r}) is not prepared in {where} in "
+                            f"array_record format ({error}), and without TensorFlow jaxgan cannot "
+                            f"prepare or read it: {PREPARE_HINT.format(name=spec)} (or install "
+                            "the tf extra and let jaxgan read it through tf.data)")
+    elif not tensorflow_installed():
+        raise UserError("data.tfds_reader='tf.data' needs TensorFlow: pip install 'jaxgan[tf]'")
+    return _from_tf_data(tfds, builder, spec, split, image_key, label_key, class_names, shape,
+                         max_bytes, data_config.get("download", True))
+
+
+def _builder(tfds, name: str, data_dir):
     try:
         return tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
@@ -31,9 +99,8 @@ def _builder(name: str, data_dir):
         raise UserError(f"TFDS data set {name!r}: {error}") from None
 
 
-def _features(builder, conditional: bool):
+def _features(tfds, builder, conditional: bool):
     """(image feature key, label feature key or None, class names)."""
-    import tensorflow_datasets as tfds
     features = builder.info.features
     images = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
     if not images:
@@ -45,32 +112,85 @@ def _features(builder, conditional: bool):
     return image_key, None, ()
 
 
-def load_tfds(spec: str, split: str, resolution: int, channels: int, conditional: bool,
-              data_dir=None):
-    """(images uint8 (N, R, R, C), labels int32 (N,), class names) of a prepared TFDS split."""
-    import tensorflow_datasets as tfds
-    builder = _builder(spec, data_dir)
-    image_key, label_key, class_names = _features(builder, conditional)
+def _data_source(tfds, spec, split, data_dir, image_key):
+    """(random-access source with images left encoded, None) or (None, why not)."""
     try:
-        source = tfds.data_source(spec, split=split, data_dir=data_dir, download=False)
+        source = tfds.data_source(spec, split=split, data_dir=data_dir, download=False,
+                                  decoders={image_key: tfds.decode.SkipDecoding()})
     except Exception as error:  # not prepared, or prepared in another file format
-        where = data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")
-        raise UserError(f"TFDS data set {spec!r} (split {split!r}) is not prepared in {where} in "
-                        f"array_record format ({type(error).__name__}), and jaxgan does not "
-                        f"download at training time: {PREPARE_HINT.format(name=spec)}") from None
-    n = len(source)
-    if n == 0:
+        return None, type(error).__name__
+    if len(source) == 0:
         raise UserError(f"TFDS data set {spec!r} split {split!r} is empty")
+    return source, None
 
-    def load_range(start):
-        stop = min(n, start + 256)
-        rows = [source[i] for i in range(start, stop)]
-        images = np.stack([image_to_array(Image.fromarray(np.asarray(r[image_key]).squeeze()),
-                                          resolution, channels) for r in rows])
-        labels = np.array([int(r[label_key]) if label_key else 0 for r in rows], np.int32)
-        return images, labels
 
+def _from_data_source(source, image_key, label_key, class_names, shape, max_bytes) -> TfdsSet:
+    resolution, _, channels = shape
+    n = len(source)
+
+    def decode(i: int) -> np.ndarray:
+        with Image.open(io.BytesIO(source[int(i)][image_key])) as image:
+            image.draft(None, (3 * resolution,) * 2)  # JPEG: decode at a reduced scale when large
+            return image_to_array(image, resolution, channels)
+
+    def read(i: int) -> np.ndarray | None:  # streaming: a damaged record is skipped, not fatal
+        try:
+            return decode(i)
+        except Exception:  # noqa: BLE001
+            return None
+
+    if label_key is None:
+        labels = np.zeros(n, np.int32)
+    else:  # a pass over the records; the images stay encoded, so this costs reading, not decoding
+        labels = np.array(_parallel(lambda i: int(source[i][label_key]), range(n)), np.int32)
+    if n * int(np.prod(shape)) > max_bytes:
+        return TfdsSet(labels=labels, class_names=class_names, read=read)
+    return TfdsSet(labels=labels, class_names=class_names, images=np.stack(_parallel(decode, range(n))))
+
+
+def _from_tf_data(tfds, builder, spec, split, image_key, label_key, class_names, shape,
+                  max_bytes, download: bool) -> TfdsSet:
+    if not builder.is_prepared():
+        if not download:
+            raise UserError(f"TFDS data set {spec!r} is not prepared in {builder.data_dir} and "
+                            "data.download is False")
+        try:
+            builder.download_and_prepare()
+        except Exception as error:  # noqa: BLE001 - offline, manual download needed, disk full, ...
+            raise UserError(f"TFDS data set {spec!r} is not prepared and could not be downloaded "
+                            f"and prepared: {type(error).__name__}: {short_error(error)}") from None
+    try:
+        dataset = builder.as_dataset(split=split, shuffle_files=False)
+    except Exception as error:  # noqa: BLE001 - e.g. a split the set does not have
+        raise UserError(f"TFDS data set {spec!r} cannot read split {split!r}: {short_error(error)}") from None
+    resolution, _, channels = shape
+    images, labels, limit = [], [], max_bytes // int(np.prod(shape))
+    for chunk in _chunks(tfds.as_numpy(dataset.prefetch(512)), 512):  # sizes may differ: no batch
+        images.extend(_parallel(lambda example: image_to_array(
+            Image.fromarray(example[image_key].squeeze()), resolution, channels), chunk))
+        labels.extend(int(example[label_key]) if label_key else 0 for example in chunk)
+        if len(images) > limit:
+            raise UserError(f"TFDS data set {spec!r} is larger than data.host_cache_mb at this "
+                            "resolution; tf.data holds a set in host memory, so raise "
+                            "data.host_cache_mb, or prepare it for streaming from disk: "
+                            f"tfds build {spec} --file_format=array_record")
+    if not images:
+        raise UserError(f"TFDS data set {spec!r} split {split!r} is empty")
+    return TfdsSet(labels=np.array(labels, np.int32), class_names=class_names,
+                   images=np.stack(images))
+
+
+def _parallel(fn, items) -> list:
     with concurrent.futures.ThreadPoolExecutor(default_num_workers()) as pool:
-        parts = list(pool.map(load_range, range(0, n, 256)))
-    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-            class_names)
+        return list(pool.map(fn, items))
+
+
+def _chunks(iterable, size: int):
+    chunk = []
+    for item in iterable:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

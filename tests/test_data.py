@@ -87,3 +87,33 @@ def test_host_batches_match_the_dataset(config):
     np.testing.assert_allclose(np.asarray(batch["image"]),
                                (dataset.images[index].astype(np.float32) - 127.5) / 127.5)
     assert batch["image"].sharding.spec == jax.sharding.PartitionSpec("data")
+
+
+def test_folder_larger_than_the_host_cache_is_decoded_a_batch_at_a_time(art_folder, caplog):
+    # A JPEG whose header reads but whose pixels are cut off passes the scan and fails to decode.
+    good = art_folder / "cubism" / "1.jpg"
+    (art_folder / "cubism" / "2_cut.jpg").write_bytes(good.read_bytes()[:len(good.read_bytes()) // 2])
+    held = data_lib.load(tiny_config(**{"data.source": f"folder:{art_folder}"}).data)
+    streamed = data_lib.load(tiny_config(**{"data.source": f"folder:{art_folder}",
+                                            "data.host_cache_mb": 0}).data)
+    assert isinstance(streamed.images, data_lib.StreamedImages)
+    assert streamed.class_names == held.class_names == ("cubism", "impressionism")
+    # Streamed rows: cubism 0, 1, 2, 2_cut, 3, 4, 5, then impressionism 0-5; held rows skip 2_cut.
+    assert streamed.images.shape == (13, 16, 16, 1) and len(held.labels) == 12
+    np.testing.assert_array_equal(streamed.labels, np.repeat([0, 1], [7, 6]))
+    rows = np.array([0, 1, 2, 4, 12, 7])
+    np.testing.assert_array_equal(streamed.images[rows], held.images[[0, 1, 2, 3, 11, 6]])
+    # The cut file is replaced by the next cubism image that decodes (3.jpg), and named once.
+    np.testing.assert_array_equal(streamed.images[[3, 3]], held.images[[3, 3]])
+    assert [r.getMessage() for r in caplog.records if "cannot be decoded" in r.getMessage()] == [
+        f"Skipped {art_folder / 'cubism' / '2_cut.jpg'}: it cannot be decoded (a file of its "
+        "class is used instead)"]
+    streamed.images.close()
+
+
+def test_training_streams_a_folder_from_disk(art_folder, tmp_path):
+    config = tiny_config(**{"data.source": f"folder:{art_folder}", "data.host_cache_mb": 0,
+                            "data.device_cache_mb": 0, "train.steps_per_call": 1})
+    jaxgan.train_and_evaluate(config, tmp_path)
+    sampler = jaxgan.load_sampler(tmp_path)
+    assert sampler.step == 4 and sampler.class_names == ("cubism", "impressionism")

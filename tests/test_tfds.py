@@ -1,17 +1,23 @@
-"""TFDS sources without TensorFlow: mocked cifar10 and mnist train; clear errors otherwise."""
+"""TFDS sources through both readers (data_source without TensorFlow, tf.data with it): mocked
+cifar10 and mnist train, a set larger than the host cache streams from disk; clear errors."""
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from conftest import ROOT, tiny_config
 
 import jaxgan
+from jaxgan import data as data_lib
+from jaxgan import tfds_data
 
 
-@pytest.mark.parametrize("name, shape", [("cifar10", (32, 32, 3)), ("mnist", (32, 32, 1))])
-def test_mocked_tfds_set_trains_and_keeps_class_names(tmp_path, name, shape):
-    config = tiny_config(name, **{"train.num_steps": 2})
+@pytest.mark.parametrize("name, shape, reader", [
+    ("cifar10", (32, 32, 3), "auto"), ("mnist", (32, 32, 1), "auto"),
+    ("cifar10", (32, 32, 3), "tf.data"), ("mnist", (32, 32, 1), "tf.data")])
+def test_mocked_tfds_set_trains_and_keeps_class_names(tmp_path, name, shape, reader):
+    config = tiny_config(name, **{"train.num_steps": 2, "data.tfds_reader": reader})
     with tfds.testing.mock_data(num_examples=40):
         jaxgan.train_and_evaluate(config, tmp_path)
         expected_names = tuple(tfds.builder(name).info.features["label"].names)
@@ -28,12 +34,42 @@ def test_unknown_tfds_name_is_a_clear_error(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_unprepared_tfds_set_says_how_to_prepare_it(tmp_path):
+def test_set_larger_than_the_host_cache_is_read_from_disk_with_the_same_pixels(tmp_path):
+    with tfds.testing.mock_data(num_examples=12):
+        held = data_lib.load(tiny_config("cifar10").data)
+        streamed = data_lib.load(tiny_config("cifar10", **{"data.host_cache_mb": 0}).data)
+        assert isinstance(streamed.images, data_lib.StreamedImages)
+        index = np.array([11, 0, 5, 5])
+        np.testing.assert_array_equal(streamed.images[index], held.images[index])
+        np.testing.assert_array_equal(streamed.labels, held.labels)
+        config = tiny_config("cifar10", **{"data.host_cache_mb": 0, "train.steps_per_call": 1,
+                                           "train.num_steps": 2})
+        jaxgan.train_and_evaluate(config, tmp_path)
+    assert jaxgan.load_sampler(tmp_path).step == 2
+
+
+def test_unprepared_tfds_set_without_tensorflow_says_how_to_prepare_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(tfds_data, "tensorflow_installed", lambda: False)
     config = tiny_config("mnist", **{"data.tfds_data_dir": str(tmp_path / "tfds")})
     with pytest.raises(jaxgan.UserError, match=r"'mnist' \(split 'train'\) is not prepared in .*"
                                                r"tfds build mnist --file_format=array_record"):
         jaxgan.train_and_evaluate(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_unprepared_tfds_set_with_downloads_off_is_a_clear_error(tmp_path):
+    config = tiny_config("mnist", **{"data.tfds_data_dir": str(tmp_path / "tfds"),
+                                     "data.download": False})
+    with pytest.raises(jaxgan.UserError, match=r"'mnist' is not prepared in .* data.download is False"):
+        jaxgan.train_and_evaluate(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_tfds_reader_is_a_clear_error(tmp_path):
+    config = tiny_config("mnist", **{"data.tfds_reader": "tfrecord"})
+    with pytest.raises(jaxgan.UserError, match="data.tfds_reader must be one of auto, data_source, "
+                                               "tf.data; got 'tfrecord'"):
+        jaxgan.train_and_evaluate(config, tmp_path / "run")
 
 
 def test_import_and_sampling_never_import_tensorflow(tmp_path):
