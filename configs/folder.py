@@ -5,8 +5,9 @@ or images directly in the folder for an unconditional GAN. 64x64 RGB, class-cond
   python sample.py --workdir runs/folder --label impressionism --seeds 0-15 --grid out.png
 
 Any format Pillow reads; junk files are skipped and reported once at start. Images are centre-
-cropped to a square and resized to 64x64, held in memory and on the device (default cache 512 MB,
-about 40,000 images at 64x64x3).
+cropped to a square and resized to 64x64, held on the device up to data.device_cache_mb (512 MB,
+about 40,000 images at 64x64x3), else in host memory up to data.host_cache_mb (4,096 MB), else
+left on disk and decoded a batch at a time.
 Expected: at most 1.4 s per step on a 2-core CPU (measured with another job on the machine), so
 20,000 steps take most of a day there; use a GPU or TPU (not measured here: no accelerator).
 Smoke run: --config.train.num_steps=10 --config.model.g_width=8 --config.model.d_width=8
