@@ -29,11 +29,15 @@ from jaxgan.errors import UserError
 class StreamedImages:
     """Stands for a uint8 (N, H, W, C) array whose rows are decoded from disk when indexed.
 
-    `read(i)` returns row i as uint8 (H, W, C), or None when that file cannot be decoded; such a
-    row is replaced by the next row of the same class that decodes, and its file is named once in
-    the log. The replacement is a pure function of the data, so a resumed run still draws exactly
-    the batches of an uninterrupted one.
+    `read(i)` returns (row i as uint8 (H, W, C), None), or (None, why) when that file's contents
+    cannot be decoded; such a row is replaced by the next row of the same class that decodes, and
+    its file is named once in the log. That depends on the files alone, so a resumed run still
+    draws exactly the batches of an uninterrupted one. A file that cannot be *read* (an I/O error,
+    a file deleted mid-run) must raise instead: skipping it would make the batches depend on when
+    the error happened.
     """
+
+    MAX_FAILURES_IN_A_ROW = 10  # then something is wrong with the whole set, not with a file
 
     def __init__(self, read, labels: np.ndarray, image_shape, describe=str, num_workers=None):
         import concurrent.futures
@@ -50,23 +54,28 @@ class StreamedImages:
         return self.shape[0]
 
     def __getitem__(self, index) -> np.ndarray:
+        """Rows `index` (an int or an int array; not a slice) as uint8 (len(index), H, W, C)."""
         return np.stack(list(self._pool.map(self._read_usable, np.asarray(index).reshape(-1))))
 
     def _read_usable(self, i: int) -> np.ndarray:
-        n = len(self)
+        n, failures = len(self), 0
         for k in range(i, i + n):
             k %= n
             if self._labels[k] != self._labels[i] or k in self._failed:
                 continue
-            array = self._read(k)
+            array, why = self._read(k)
             if array is not None:
                 return array
             with self._lock:  # two threads may meet the same bad file: name it once
                 first = k not in self._failed
                 self._failed.add(k)
             if first:
-                logging.warning("Skipped %s: it cannot be decoded (a file of its class is used "
-                                "instead)", self._describe(k))
+                logging.warning("Skipped %s (%s): a file of its class is used instead",
+                                self._describe(k), why)
+            failures += 1
+            if failures == self.MAX_FAILURES_IN_A_ROW:
+                raise UserError(f"{failures} images in a row cannot be decoded, the last "
+                                f"{self._describe(k)} ({why}); is the data set damaged?")
         raise UserError(f"no image of class {int(self._labels[i])} can be decoded any more")
 
     def close(self):
@@ -75,6 +84,8 @@ class StreamedImages:
 
 @dataclasses.dataclass(frozen=True)
 class InMemoryDataset:
+    """The images with their labels; `images` is an array, or StreamedImages for sets left on
+    disk (then `close()` when done with it)."""
     images: np.ndarray          # uint8 (N, H, W, C), or StreamedImages for sets left on disk
     labels: np.ndarray          # int32 (N,); all zeros when unconditional
     class_names: tuple[str, ...]  # empty when unconditional
@@ -86,6 +97,10 @@ class InMemoryDataset:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def close(self):
+        if isinstance(self.images, StreamedImages):
+            self.images.close()
 
     def facts(self) -> dict:
         """What sampling needs to know about the data, saved with every checkpoint."""
@@ -145,11 +160,17 @@ def load_image_folder(path: str, resolution: int, channels: int,
     else:
         loaded = folder.scan_folder(listing)
         paths = loaded.paths
-        images = StreamedImages(lambda i: folder.decode_file(paths[i], resolution, channels)[0],
-                                loaded.labels, (resolution, resolution, channels),
+
+        def read(i):
+            array, why = folder.decode_file(paths[i], resolution, channels)
+            if array is None and not folder.is_bad_content(why):
+                raise UserError(f"cannot read {paths[i]} while training: {why}")
+            return array, why
+        images = StreamedImages(read, loaded.labels, (resolution, resolution, channels),
                                 describe=lambda i: paths[i])
-        logging.info("%d images in %s are read from disk as training needs them (they would not "
-                     "fit data.host_cache_mb)", len(paths), path)
+        logging.warning("%d images in %s are decoded from disk a batch at a time, as training "
+                        "needs them: decoded they would not fit data.host_cache_mb",
+                        len(paths), path)
     if loaded.skipped:
         logging.warning("%s", folder.skipped_report(loaded.skipped))
     return InMemoryDataset(images=images, labels=loaded.labels,

@@ -54,20 +54,23 @@ def upscale(images_NHWC: np.ndarray, factor: int) -> np.ndarray:
     return images_NHWC.repeat(factor, axis=1).repeat(factor, axis=2) if factor > 1 else images_NHWC
 
 
-def nearest_training_images(generated_NHWC: np.ndarray, training_NHWC: np.ndarray,
-                            chunk: int = 256):
+def nearest_training_images(generated_NHWC: np.ndarray, training_NHWC, chunk: int = 4096):
     """For each generated image, the index of the nearest training image and their distance:
-    root-mean-square pixel difference on a [0, 1] scale (0 = identical, 1 = black vs white)."""
+    root-mean-square pixel difference on a [0, 1] scale (0 = identical, 1 = black vs white).
+
+    `training_NHWC` is read `chunk` rows at a time by index arrays, so it may be a
+    `data.StreamedImages` (a set left on disk) as well as an array.
+    """
     gen = generated_NHWC.reshape(len(generated_NHWC), -1).astype(np.float32) / 255.0
-    train = training_NHWC.reshape(len(training_NHWC), -1).astype(np.float32) / 255.0
-    train_sq = (train ** 2).sum(1)
-    index = np.empty(len(gen), np.int64)
-    distance = np.empty(len(gen), np.float32)
-    for start in range(0, len(gen), chunk):
-        g = gen[start:start + chunk]
-        sq = (g ** 2).sum(1)[:, None] + train_sq[None, :] - 2.0 * g @ train.T
-        best = sq.argmin(1)
-        index[start:start + chunk] = best
-        distance[start:start + chunk] = np.sqrt(np.maximum(sq[np.arange(len(g)), best], 0)
-                                                / gen.shape[1])
-    return index, distance
+    gen_sq = (gen ** 2).sum(1)
+    index = np.zeros(len(gen), np.int64)
+    best_sq = np.full(len(gen), np.inf, np.float32)
+    for start in range(0, len(training_NHWC), chunk):
+        rows = np.arange(start, min(start + chunk, len(training_NHWC)))
+        train = np.asarray(training_NHWC[rows]).reshape(len(rows), -1).astype(np.float32) / 255.0
+        sq = gen_sq[:, None] + (train ** 2).sum(1)[None, :] - 2.0 * gen @ train.T
+        nearest = sq.argmin(1)
+        better = sq[np.arange(len(gen)), nearest] < best_sq
+        index[better] = start + nearest[better]
+        best_sq[better] = sq[np.arange(len(gen)), nearest][better]
+    return index, np.sqrt(np.maximum(best_sq, 0) / gen.shape[1])

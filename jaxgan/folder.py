@@ -88,7 +88,7 @@ def load_folder(path, resolution: int, channels: int, num_workers: int | None = 
     with warnings.catch_warnings():
         # Pillow warns about odd EXIF, large images, ...: the result (or the skip reason) says enough.
         warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
-        results = _ordered_map(lambda task: decode_file(task[0], resolution, channels), tasks, num_workers)
+        results = ordered_map(lambda task: decode_file(task[0], resolution, channels), tasks, num_workers)
         for (full, label), (array, reason) in zip(tasks, results):
             if array is None:
                 skipped.append((full, reason))
@@ -116,7 +116,7 @@ def scan_folder(path, num_workers: int | None = None) -> FolderFiles:
     _prepare_pillow()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
-        reasons = list(_ordered_map(lambda task: _probe_file(task[0]), listing.tasks,
+        reasons = list(ordered_map(lambda task: _probe_file(task[0]), listing.tasks,
                                     _workers(num_workers)))
     kept = [task for task, reason in zip(listing.tasks, reasons) if reason is None]
     listing.skipped.extend((task[0], reason) for task, reason in zip(listing.tasks, reasons) if reason)
@@ -291,7 +291,7 @@ def _show(path: str) -> str:
 # ----------------------------------------------------------------------------------------- decoding
 
 
-def _ordered_map(fn, items, num_workers: int):
+def ordered_map(fn, items, num_workers: int):
     """Like map(fn, items) over a thread pool: results in input order, at most a few ahead in flight."""
     if num_workers == 1 or len(items) <= 1:
         yield from map(fn, items)
@@ -322,6 +322,16 @@ def _register_optional_plugins() -> None:
         register_heif_opener()
     except Exception:  # noqa: BLE001 - an optional extra must never break loading
         pass
+
+
+_CANNOT_READ = ("broken link", "file vanished", "unreadable", "not a regular file",
+                 "too large to decode (out of memory)")
+
+
+def is_bad_content(reason: str) -> bool:
+    """Whether `decode_file`'s reason blames the file's contents (so skipping it is right every
+    time), rather than reading it (I/O errors, a file deleted meanwhile, memory)."""
+    return not reason.startswith(_CANNOT_READ)
 
 
 def _probe_file(full: str) -> str | None:

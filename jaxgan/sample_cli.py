@@ -70,7 +70,10 @@ def _novelty(sampler, images, pairs, min_novelty):
         training = data_lib.load(sampler.config.data)
     except UserError as error:
         raise UserError(f"--novelty needs the training data: {error}") from None
-    index, distance = export.nearest_training_images(images, training.images)
+    try:
+        index, distance = export.nearest_training_images(images, training.images)
+    finally:
+        training.close()
     keep = np.ones(len(pairs), bool) if min_novelty is None else distance >= min_novelty
     lines = ["seed   class        nearest-training-image   distance"]
     for (seed, c), i, d, kept in zip(pairs, index, distance, keep):

@@ -16,18 +16,19 @@ tf.data when TensorFlow is installed), "data_source" or "tf.data".
 """
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import importlib.util
 import io
+import logging
 import os
 from typing import Callable
 
+import jax
 import numpy as np
 from PIL import Image
 
 from jaxgan.errors import UserError
-from jaxgan.folder import default_num_workers, image_to_array, short_error
+from jaxgan.folder import default_num_workers, image_to_array, ordered_map, short_error
 
 READERS = ("auto", "data_source", "tf.data")
 PREPARE_HINT = ("prepare it once with TensorFlow installed: pip install 'jaxgan[tf]' && "
@@ -40,7 +41,7 @@ class TfdsSet:
     labels: np.ndarray                  # int32 (N,); zeros when unconditional
     class_names: tuple[str, ...]
     images: np.ndarray | None = None    # uint8 (N, R, R, C)
-    read: Callable[[int], np.ndarray | None] | None = None  # index -> uint8 (R, R, C) or None
+    read: Callable[[int], tuple] | None = None  # index -> (uint8 (R, R, C), None) | (None, why)
 
 
 def tensorflow_installed() -> bool:
@@ -76,17 +77,20 @@ def open_tfds(data_config, max_bytes: float) -> TfdsSet:
     if reader != "tf.data":
         source, error = _data_source(tfds, spec, split, data_dir, image_key)
         if source is not None:
-            return _from_data_source(source, image_key, label_key, class_names, shape, max_bytes)
+            return _from_data_source(source, spec, image_key, label_key, class_names, shape,
+                                     max_bytes)
         if reader == "data_source" or not tensorflow_installed():
             where = data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")
+            how = ("data.tfds_reader='data_source' reads only that format" if tensorflow_installed()
+                   else "without TensorFlow jaxgan cannot prepare or read it")
             raise UserError(f"TFDS data set {spec!r} (split {split!r}) is not prepared in {where} in "
-                            f"array_record format ({error}), and without TensorFlow jaxgan cannot "
-                            f"prepare or read it: {PREPARE_HINT.format(name=spec)} (or install "
-                            "the tf extra and let jaxgan read it through tf.data)")
+                            f"array_record format ({error}), and {how}: "
+                            f"{PREPARE_HINT.format(name=spec)} (or install the tf extra and let "
+                            "jaxgan read it through tf.data)")
     elif not tensorflow_installed():
         raise UserError("data.tfds_reader='tf.data' needs TensorFlow: pip install 'jaxgan[tf]'")
-    return _from_tf_data(tfds, builder, spec, split, image_key, label_key, class_names, shape,
-                         max_bytes, data_config.get("download", True))
+    return _from_tf_data(tfds, builder, spec, split, data_dir, image_key, label_key, class_names,
+                         shape, max_bytes, data_config.get("download", True))
 
 
 def _builder(tfds, name: str, data_dir):
@@ -124,65 +128,107 @@ def _data_source(tfds, spec, split, data_dir, image_key):
     return source, None
 
 
-def _from_data_source(source, image_key, label_key, class_names, shape, max_bytes) -> TfdsSet:
+def _from_data_source(source, spec, image_key, label_key, class_names, shape,
+                      max_bytes) -> TfdsSet:
     resolution, _, channels = shape
     n = len(source)
 
-    def decode(i: int) -> np.ndarray:
-        with Image.open(io.BytesIO(source[int(i)][image_key])) as image:
-            image.draft(None, (3 * resolution,) * 2)  # JPEG: decode at a reduced scale when large
-            return image_to_array(image, resolution, channels)
-
-    def read(i: int) -> np.ndarray | None:  # streaming: a damaged record is skipped, not fatal
+    def record(i: int) -> dict:
         try:
-            return decode(i)
-        except Exception:  # noqa: BLE001
-            return None
+            return source[int(i)]
+        except Exception as error:  # noqa: BLE001 - an I/O error: never skipped silently
+            raise UserError(f"cannot read record {i} of TFDS data set {spec!r}: "
+                            f"{short_error(error)}") from None
+
+    def read(i: int):
+        """(uint8 (R, R, C), None), or (None, why) when the record's image cannot be decoded."""
+        encoded = record(i)[image_key]
+        try:
+            with Image.open(io.BytesIO(encoded)) as image:
+                image.draft(None, (3 * resolution,) * 2)  # JPEG: decode at a reduced scale
+                return image_to_array(image, resolution, channels), None
+        except Exception as error:  # noqa: BLE001 - Pillow raises many types for bad data
+            return None, f"cannot be decoded: {short_error(error)}"
 
     if label_key is None:
         labels = np.zeros(n, np.int32)
     else:  # a pass over the records; the images stay encoded, so this costs reading, not decoding
-        labels = np.array(_parallel(lambda i: int(source[i][label_key]), range(n)), np.int32)
+        labels = np.fromiter(_parallel(lambda i: int(record(i)[label_key]), range(n)), np.int32, n)
     if n * int(np.prod(shape)) > max_bytes:
         return TfdsSet(labels=labels, class_names=class_names, read=read)
-    return TfdsSet(labels=labels, class_names=class_names, images=np.stack(_parallel(decode, range(n))))
+    images = np.empty((n, *shape), np.uint8)
+    kept, skipped = np.zeros(n, bool), []
+    for i, (array, why) in enumerate(_parallel(read, range(n))):
+        if array is None:
+            skipped.append(f"record {i} ({why})")
+        else:
+            images[i], kept[i] = array, True
+    if skipped:
+        logging.warning("Skipped %d records of %s that cannot be decoded: %s", len(skipped), spec,
+                        "; ".join(skipped[:5]))
+        if not kept.any():
+            raise UserError(f"no image of TFDS data set {spec!r} can be decoded")
+        images, labels = images[kept], labels[kept]
+    return TfdsSet(labels=labels, class_names=class_names, images=images)
 
 
-def _from_tf_data(tfds, builder, spec, split, image_key, label_key, class_names, shape,
-                  max_bytes, download: bool) -> TfdsSet:
-    if not builder.is_prepared():
-        if not download:
-            raise UserError(f"TFDS data set {spec!r} is not prepared in {builder.data_dir} and "
-                            "data.download is False")
+def _prepare(tfds, builder, spec, data_dir, download: bool):
+    """The builder of a prepared set: downloaded and prepared first when it is not (by the first
+    host only, the others wait, so that they never write the same files at once)."""
+    if builder.is_prepared():
+        return builder
+    if not download:
+        raise UserError(f"TFDS data set {spec!r} is not prepared in {builder.data_dir} and "
+                        "data.download is False")
+    if jax.process_index() == 0:
         try:
             builder.download_and_prepare()
-        except Exception as error:  # noqa: BLE001 - offline, manual download needed, disk full, ...
+        except Exception as error:  # noqa: BLE001 - offline, manual download needed, disk full
             raise UserError(f"TFDS data set {spec!r} is not prepared and could not be downloaded "
                             f"and prepared: {type(error).__name__}: {short_error(error)}") from None
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(f"jaxgan: TFDS {spec} prepared")
+        return _builder(tfds, spec, data_dir)
+    return builder
+
+
+def _from_tf_data(tfds, builder, spec, split, data_dir, image_key, label_key, class_names,
+                  shape, max_bytes, download: bool) -> TfdsSet:
+    builder = _prepare(tfds, builder, spec, data_dir, download)
+    limit = int(max_bytes // int(np.prod(shape)))
+    too_big = UserError(f"TFDS data set {spec!r} split {split!r} is larger than "
+                        "data.host_cache_mb at this resolution; tf.data holds a set in host "
+                        "memory, so raise data.host_cache_mb, or prepare it once for streaming "
+                        f"from disk: tfds build {spec} --file_format=array_record")
+    try:
+        expected = builder.info.splits[split].num_examples
+    except Exception:  # noqa: BLE001 - a split expression or missing metadata: counted below
+        expected = 0
+    if expected > limit:
+        raise too_big
     try:
         dataset = builder.as_dataset(split=split, shuffle_files=False)
     except Exception as error:  # noqa: BLE001 - e.g. a split the set does not have
-        raise UserError(f"TFDS data set {spec!r} cannot read split {split!r}: {short_error(error)}") from None
+        raise UserError(f"TFDS data set {spec!r} cannot read split {split!r}: "
+                        f"{short_error(error)}") from None
     resolution, _, channels = shape
-    images, labels, limit = [], [], max_bytes // int(np.prod(shape))
+    images, labels = [], []
     for chunk in _chunks(tfds.as_numpy(dataset.prefetch(512)), 512):  # sizes may differ: no batch
         images.extend(_parallel(lambda example: image_to_array(
             Image.fromarray(example[image_key].squeeze()), resolution, channels), chunk))
         labels.extend(int(example[label_key]) if label_key else 0 for example in chunk)
         if len(images) > limit:
-            raise UserError(f"TFDS data set {spec!r} is larger than data.host_cache_mb at this "
-                            "resolution; tf.data holds a set in host memory, so raise "
-                            "data.host_cache_mb, or prepare it for streaming from disk: "
-                            f"tfds build {spec} --file_format=array_record")
+            raise too_big
     if not images:
         raise UserError(f"TFDS data set {spec!r} split {split!r} is empty")
     return TfdsSet(labels=np.array(labels, np.int32), class_names=class_names,
                    images=np.stack(images))
 
 
-def _parallel(fn, items) -> list:
-    with concurrent.futures.ThreadPoolExecutor(default_num_workers()) as pool:
-        return list(pool.map(fn, items))
+def _parallel(fn, items):
+    """fn over items in threads, results in order, only a few in flight (sets can be huge)."""
+    return ordered_map(fn, list(items), default_num_workers())
 
 
 def _chunks(iterable, size: int):

@@ -163,6 +163,7 @@ def train_and_evaluate(config, workdir):
     finally:
         checkpoint.wait(manager)
         manager.close()
+        dataset.close()
 
 
 def _restore_or_create(config, dataset, mesh, manager):
@@ -177,6 +178,10 @@ def _restore_or_create(config, dataset, mesh, manager):
             raise UserError(f"cannot resume from {manager.directory}: the config changes the "
                             f"model or data shape ({'; '.join(changed)}). Use another --workdir "
                             "or the saved values.")
+        if facts.get("num_examples", len(dataset.labels)) != len(dataset.labels):
+            logging.warning("Resuming with %d training images where the checkpoint saw %d: the "
+                            "run goes on, but its batches differ from an uninterrupted run's",
+                            len(dataset.labels), facts["num_examples"])
         return abstract_state(config, shape, classes)
 
     restored = checkpoint.restore_latest(manager, resumable_target, mesh)
@@ -221,7 +226,14 @@ def _train(config, workdir, dataset, mesh, manager):
               f">= train.num_steps={num_steps}. Raise --config.train.num_steps to train further.")
         return state
     advance, close_data = _make_advance(config, dataset, mesh)
-    facts = dataset.facts()
+    try:
+        return _loop(config, workdir, run, manager, state, step, advance, dataset.facts())
+    finally:
+        close_data()
+
+
+def _loop(config, workdir, run, manager, state, step, advance, facts):
+    num_steps = config.train.num_steps
     bar = tqdm(total=num_steps, initial=step, unit="step", dynamic_ncols=True,
                disable=not run.is_main, mininterval=1.0 if sys.stderr.isatty() else 30.0)
     pending, last_time, last_saved = None, time.perf_counter(), step
@@ -259,12 +271,10 @@ def _train(config, workdir, dataset, mesh, manager):
                     last_saved = end
             if stop:
                 bar.close()
-                close_data()
                 print(f"Received {signals.received}: saved a checkpoint at step {end} in "
                       f"{checkpoint.checkpoint_dir(workdir)}; rerun the same command to resume.")
                 return state
     bar.close()
-    close_data()
     if run.is_main:
         print(f"Done: step {last_saved} checkpoint in {checkpoint.checkpoint_dir(workdir)}; "
               f"sample grid {run.last_grid}; metrics {run.metrics_path}.")

@@ -9,7 +9,7 @@ from conftest import ROOT, override_flags, tiny_config
 from PIL import Image
 
 import jaxgan
-from jaxgan import data as data_lib
+from jaxgan import data as data_lib, export
 from test_checkpoint import assert_identical, saved_state
 
 
@@ -105,10 +105,24 @@ def test_folder_larger_than_the_host_cache_is_decoded_a_batch_at_a_time(art_fold
     np.testing.assert_array_equal(streamed.images[rows], held.images[[0, 1, 2, 3, 11, 6]])
     # The cut file is replaced by the next cubism image that decodes (3.jpg), and named once.
     np.testing.assert_array_equal(streamed.images[[3, 3]], held.images[[3, 3]])
-    assert [r.getMessage() for r in caplog.records if "cannot be decoded" in r.getMessage()] == [
-        f"Skipped {art_folder / 'cubism' / '2_cut.jpg'}: it cannot be decoded (a file of its "
-        "class is used instead)"]
-    streamed.images.close()
+    [message] = [r.getMessage() for r in caplog.records if "is used instead" in r.getMessage()]
+    assert message.startswith(f"Skipped {art_folder / 'cubism' / '2_cut.jpg'} (truncated or corrupt")
+    # --novelty reads a streamed set in chunks and finds what it finds in the array.
+    everything = streamed.images[np.arange(13)]
+    generated = everything[[12, 3, 0]] // 2 + 60
+    for got, want in zip(export.nearest_training_images(generated, streamed.images, chunk=4),
+                         export.nearest_training_images(generated, everything)):
+        np.testing.assert_allclose(got, want, rtol=1e-4)
+    streamed.close()
+
+
+def test_a_file_that_cannot_be_read_mid_run_stops_the_run_clearly(art_folder):
+    streamed = data_lib.load(tiny_config(**{"data.source": f"folder:{art_folder}",
+                                            "data.host_cache_mb": 0}).data)
+    (art_folder / "cubism" / "1.jpg").unlink()  # deleted after the scan: not skipped silently
+    with pytest.raises(jaxgan.UserError, match=r"cannot read .*1.jpg while training: file vanished"):
+        streamed.images[[1]]
+    streamed.close()
 
 
 def test_training_streams_a_folder_from_disk(art_folder, tmp_path):

@@ -81,3 +81,27 @@ def test_import_and_sampling_never_import_tensorflow(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--config.data.source=tfds:no_such_set_xyz"], "unknown TFDS data set 'no_such_set_xyz'"),
+    (["--config.data.download=False"], "'mnist' is not prepared in"),
+])
+def test_tfds_errors_through_train_py_are_one_line_and_exit_1(tmp_path, flags, message):
+    workdir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "--config", str(ROOT / "configs" / "mnist.py"),
+         f"--workdir={workdir}", f"--config.data.tfds_data_dir={tmp_path / 'tfds'}", *flags],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not workdir.exists()
+
+
+def test_auto_reader_reads_an_array_record_set_without_tf_data(monkeypatch):
+    def no_tf_data(*args, **kwargs):
+        raise AssertionError("tf.data used for a set prepared in array_record format")
+    monkeypatch.setattr(tfds_data, "_from_tf_data", no_tf_data)
+    with tfds.testing.mock_data(num_examples=6):
+        dataset = data_lib.load(tiny_config("cifar10").data)
+    assert dataset.images.shape == (6, 32, 32, 3) and dataset.num_classes == 10
