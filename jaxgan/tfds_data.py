@@ -1,10 +1,10 @@
 """TFDS data sets (`data.source = tfds:NAME` or `tfds:NAME/CONFIG`), by one of two readers.
 
 - `data_source` (no TensorFlow): sets prepared in array_record format are read through
-  `tfds.data_source`, which gives random access to the records. Images come back still encoded and
-  are decoded with Pillow, exactly like a folder's, so a set can be decoded whole into host memory or
-  read from disk a batch at a time (each host only its rows) when it is larger than
-  `data.host_cache_mb`.
+  `tfds.data_source`, which gives random access to the records (TFDS decodes them with numpy;
+  asking it to leave images encoded would need TensorFlow). So a set can be decoded whole into host
+  memory, or read from disk a batch at a time (each host only its rows) when it is larger than
+  `data.host_cache_mb`; then a conditional set's labels cost one decoding pass at start.
 - `tf.data` (when TensorFlow is installed: `pip install 'jaxgan[tf]'`): for sets prepared in
   TFDS's default tfrecord format, or not prepared at all (then TFDS downloads and prepares them
   first, unless `data.download` is False). The records are read and decoded by tf.data in parallel
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import io
 import logging
 import os
 from typing import Callable
@@ -117,10 +116,9 @@ def _features(tfds, builder, conditional: bool):
 
 
 def _data_source(tfds, spec, split, data_dir, image_key):
-    """(random-access source with images left encoded, None) or (None, why not)."""
+    """(random-access source, None) or (None, why not)."""
     try:
-        source = tfds.data_source(spec, split=split, data_dir=data_dir, download=False,
-                                  decoders={image_key: tfds.decode.SkipDecoding()})
+        source = tfds.data_source(spec, split=split, data_dir=data_dir, download=False)
     except Exception as error:  # not prepared, or prepared in another file format
         return None, type(error).__name__
     if len(source) == 0:
@@ -142,17 +140,15 @@ def _from_data_source(source, spec, image_key, label_key, class_names, shape,
 
     def read(i: int):
         """(uint8 (R, R, C), None), or (None, why) when the record's image cannot be decoded."""
-        encoded = record(i)[image_key]
+        pixels = record(i)[image_key]  # a failure to read is an error, not a bad image
         try:
-            with Image.open(io.BytesIO(encoded)) as image:
-                image.draft(None, (3 * resolution,) * 2)  # JPEG: decode at a reduced scale
-                return image_to_array(image, resolution, channels), None
+            return _pixels_to_array(pixels, resolution, channels), None
         except Exception as error:  # noqa: BLE001 - Pillow raises many types for bad data
             return None, f"cannot be decoded: {short_error(error)}"
 
     if label_key is None:
         labels = np.zeros(n, np.int32)
-    else:  # a pass over the records; the images stay encoded, so this costs reading, not decoding
+    else:  # a pass over the records (TFDS decodes their images too: see the module docstring)
         labels = np.fromiter(_parallel(lambda i: int(record(i)[label_key]), range(n)), np.int32, n)
     if n * int(np.prod(shape)) > max_bytes:
         return TfdsSet(labels=labels, class_names=class_names, read=read)
@@ -215,8 +211,8 @@ def _from_tf_data(tfds, builder, spec, split, data_dir, image_key, label_key, cl
     resolution, _, channels = shape
     images, labels = [], []
     for chunk in _chunks(tfds.as_numpy(dataset.prefetch(512)), 512):  # sizes may differ: no batch
-        images.extend(_parallel(lambda example: image_to_array(
-            Image.fromarray(example[image_key].squeeze()), resolution, channels), chunk))
+        images.extend(_parallel(lambda example: _pixels_to_array(example[image_key], resolution,
+                                                                 channels), chunk))
         labels.extend(int(example[label_key]) if label_key else 0 for example in chunk)
         if len(images) > limit:
             raise too_big
@@ -224,6 +220,13 @@ def _from_tf_data(tfds, builder, spec, split, data_dir, image_key, label_key, cl
         raise UserError(f"TFDS data set {spec!r} split {split!r} is empty")
     return TfdsSet(labels=np.array(labels, np.int32), class_names=class_names,
                    images=np.stack(images))
+
+
+def _pixels_to_array(pixels, resolution: int, channels: int) -> np.ndarray:
+    """A decoded TFDS image (H, W, C) -> uint8 (R, R, channels), exactly as a folder's image."""
+    pixels = np.asarray(pixels)
+    image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    return image_to_array(image, resolution, channels)
 
 
 def _parallel(fn, items):

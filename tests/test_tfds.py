@@ -12,10 +12,15 @@ import jaxgan
 from jaxgan import data as data_lib
 from jaxgan import tfds_data
 
+# The tf.data reader's tests; the README's test command installs the tf extra, so CI runs them.
+NEEDS_TF = pytest.mark.skipif(not tfds_data.tensorflow_installed(),
+                              reason="TensorFlow is not installed (pip install -e '.[tf]')")
+
 
 @pytest.mark.parametrize("name, shape, reader", [
     ("cifar10", (32, 32, 3), "auto"), ("mnist", (32, 32, 1), "auto"),
-    ("cifar10", (32, 32, 3), "tf.data"), ("mnist", (32, 32, 1), "tf.data")])
+    pytest.param("cifar10", (32, 32, 3), "tf.data", marks=NEEDS_TF),
+    pytest.param("mnist", (32, 32, 1), "tf.data", marks=NEEDS_TF)])
 def test_mocked_tfds_set_trains_and_keeps_class_names(tmp_path, name, shape, reader):
     config = tiny_config(name, **{"train.num_steps": 2, "data.tfds_reader": reader})
     with tfds.testing.mock_data(num_examples=40):
@@ -57,6 +62,7 @@ def test_unprepared_tfds_set_without_tensorflow_says_how_to_prepare_it(tmp_path,
     assert not (tmp_path / "run").exists()
 
 
+@NEEDS_TF
 def test_unprepared_tfds_set_with_downloads_off_is_a_clear_error(tmp_path):
     config = tiny_config("mnist", **{"data.tfds_data_dir": str(tmp_path / "tfds"),
                                      "data.download": False})
@@ -85,7 +91,7 @@ def test_import_and_sampling_never_import_tensorflow(tmp_path):
 
 @pytest.mark.parametrize("flags, message", [
     (["--config.data.source=tfds:no_such_set_xyz"], "unknown TFDS data set 'no_such_set_xyz'"),
-    (["--config.data.download=False"], "'mnist' is not prepared in"),
+    pytest.param(["--config.data.download=False"], "'mnist' is not prepared in", marks=NEEDS_TF),
 ])
 def test_tfds_errors_through_train_py_are_one_line_and_exit_1(tmp_path, flags, message):
     workdir = tmp_path / "run"
