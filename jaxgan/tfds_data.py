@@ -74,7 +74,7 @@ def open_tfds(data_config, max_bytes: float) -> TfdsSet:
     image_key, label_key, class_names = _features(tfds, builder, data_config.get("conditional", True))
     shape = (data_config.resolution, data_config.resolution, data_config.channels)
     if reader != "tf.data":
-        source, error = _data_source(tfds, spec, split, data_dir, image_key)
+        source, error = _data_source(tfds, spec, split, data_dir)
         if source is not None:
             return _from_data_source(source, spec, image_key, label_key, class_names, shape,
                                      max_bytes)
@@ -115,7 +115,7 @@ def _features(tfds, builder, conditional: bool):
     return image_key, None, ()
 
 
-def _data_source(tfds, spec, split, data_dir, image_key):
+def _data_source(tfds, spec, split, data_dir):
     """(random-access source, None) or (None, why not)."""
     try:
         source = tfds.data_source(spec, split=split, data_dir=data_dir, download=False)
