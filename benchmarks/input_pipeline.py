@@ -141,6 +141,7 @@ def time_steps(config, args, jpeg_folder) -> dict:
             jax.block_until_ready(m)
         results[name] = median_step_seconds(stream, args.steps)
         batches.close()
+    on_disk.close()
     return results
 
 

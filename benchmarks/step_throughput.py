@@ -816,13 +816,12 @@ def main(argv=None):
                   f"{args.runner_budget:.0f} s (num_steps is traced: same compiled loop)")
         print_runner(r, label, step, batch, bare_layouts)
         runs[n] = r
-    per_step = runs[steps_per_call]["per_step"]
 
     torch_step = None
     if twin is not None:
         torch_step = statistics.median(torch_runs)
         frozen_step = statistics.median(frozen_runs)
-        print(f"\n== PyTorch twin (eager, CPU) ==")
+        print("\n== PyTorch twin (eager, CPU) ==")
         print(f"versions      torch {torch.__version__}, threads {torch.get_num_threads()} "
               f"(os.cpu_count() {os.cpu_count()}), mkldnn {torch.backends.mkldnn.is_available()}"
               f"{', bf16 autocast' if twin.autocast_dtype else ''}")
@@ -847,7 +846,7 @@ def main(argv=None):
                   f"in G step) -> {fmt_flops(torch_flops / frozen_step)}")
         except Exception as error:  # the counter is a convenience only
             print(f"torch FLOPs   not counted ({error})")
-        print(f"\n== jaxgan / PyTorch (images/s ratio; >1: jaxgan faster) ==")
+        print("\n== jaxgan / PyTorch (images/s ratio; >1: jaxgan faster) ==")
         print(f"bare step     {torch_step / step:.2f}x  vs example-faithful twin, "
               f"{frozen_step / step:.2f}x vs twin with D frozen in G step")
         for n, r in runs.items():

@@ -247,5 +247,3 @@ class HostBatches:
 
     def close(self):
         self._pool.shutdown(wait=False, cancel_futures=True)
-        if isinstance(self.dataset.images, StreamedImages):
-            self.dataset.images.close()

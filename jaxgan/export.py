@@ -70,7 +70,8 @@ def nearest_training_images(generated_NHWC: np.ndarray, training_NHWC, chunk: in
         train = np.asarray(training_NHWC[rows]).reshape(len(rows), -1).astype(np.float32) / 255.0
         sq = gen_sq[:, None] + (train ** 2).sum(1)[None, :] - 2.0 * gen @ train.T
         nearest = sq.argmin(1)
-        better = sq[np.arange(len(gen)), nearest] < best_sq
+        nearest_sq = sq[np.arange(len(gen)), nearest]
+        better = nearest_sq < best_sq
         index[better] = start + nearest[better]
-        best_sq[better] = sq[np.arange(len(gen)), nearest][better]
+        best_sq[better] = nearest_sq[better]
     return index, np.sqrt(np.maximum(best_sq, 0) / gen.shape[1])

@@ -292,8 +292,9 @@ def _show(path: str) -> str:
 
 
 def ordered_map(fn, items, num_workers: int):
-    """Like map(fn, items) over a thread pool: results in input order, at most a few ahead in flight."""
-    if num_workers == 1 or len(items) <= 1:
+    """Like map(fn, items) over a thread pool: results in input order, at most a few ahead in flight.
+    `items` may be any iterable (read lazily, as results are taken)."""
+    if num_workers == 1 or (hasattr(items, "__len__") and len(items) <= 1):
         yield from map(fn, items)
         return
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=num_workers,

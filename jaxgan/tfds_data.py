@@ -209,11 +209,15 @@ def _from_tf_data(tfds, builder, spec, split, data_dir, image_key, label_key, cl
         raise UserError(f"TFDS data set {spec!r} cannot read split {split!r}: "
                         f"{short_error(error)}") from None
     resolution, _, channels = shape
+
+    def convert(example):
+        return (_pixels_to_array(example[image_key], resolution, channels),
+                int(example[label_key]) if label_key else 0)
     images, labels = [], []
-    for chunk in _chunks(tfds.as_numpy(dataset.prefetch(512)), 512):  # sizes may differ: no batch
-        images.extend(_parallel(lambda example: _pixels_to_array(example[image_key], resolution,
-                                                                 channels), chunk))
-        labels.extend(int(example[label_key]) if label_key else 0 for example in chunk)
+    # One example at a time (image sizes may differ, so no batching), converted in threads.
+    for image, label in _parallel(convert, tfds.as_numpy(dataset.prefetch(512))):
+        images.append(image)
+        labels.append(label)
         if len(images) > limit:
             raise too_big
     if not images:
@@ -231,15 +235,5 @@ def _pixels_to_array(pixels, resolution: int, channels: int) -> np.ndarray:
 
 def _parallel(fn, items):
     """fn over items in threads, results in order, only a few in flight (sets can be huge)."""
-    return ordered_map(fn, list(items), default_num_workers())
+    return ordered_map(fn, items, default_num_workers())
 
-
-def _chunks(iterable, size: int):
-    chunk = []
-    for item in iterable:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
