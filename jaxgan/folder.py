@@ -5,7 +5,9 @@ Layout:
                                        sorted subfolder names;
   PATH/*.png ...                       or images directly in PATH: unconditional (class_names = ()).
 
-Every file that is not hidden is offered to Pillow, whatever its extension says. Whatever cannot be
+Every file that is not hidden is offered to Pillow, whatever its extension says, but only as one of
+the raster formats of `fileio.RASTER_FORMATS` (never EPS/PostScript, PDF or other formats that Pillow
+hands to other programs). Whatever cannot be
 used (empty, not an image, truncated or corrupt, hidden, broken link, unreadable, too large) is
 skipped and recorded with a short reason in `FolderImages.skipped`; only "nothing usable at all" is
 an error. Each image is decoded, EXIF-rotated, made 8-bit RGB (or 'L' grayscale for channels=1) with
@@ -26,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from jaxgan.errors import UserError
+from jaxgan.fileio import open_raster
 
 # Folders that operating systems and tools leave behind (their contents are not the artist's images).
 SYSTEM_FOLDERS = frozenset({"__MACOSX", "@eaDir", "__pycache__", "$RECYCLE.BIN", "System Volume Information"})
@@ -38,6 +41,8 @@ _GRAY_MODES = ("1", "L", "LA", "La", "F") + _HIGH_BIT_MODES
 # Signatures of image formats, to tell "a damaged image" from "not an image at all".
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
           (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"))
+# Formats that are never opened (fileio.RASTER_FORMATS), named in the skip reason.
+_NOT_RASTER = ((b"%!PS", "PostScript/EPS"), (b"\xc5\xd0\xd3\xc6", "PostScript/EPS"), (b"%PDF", "PDF"))
 _HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
 
 
@@ -368,7 +373,7 @@ def _open_file(full: str):
 def _open_image(f):
     """(Pillow image, header read, None) or (None, reason)."""
     try:
-        return Image.open(f), None
+        return open_raster(f), None
     except Image.DecompressionBombError as e:
         return None, f"too large (Pillow's decompression-bomb limit): {short_error(e)}"
     except UnidentifiedImageError:
@@ -413,6 +418,9 @@ def _unidentified_reason(f) -> str:
         head = f.read(32)
     except OSError:
         return "not an image"
+    for magic, name in _NOT_RASTER:
+        if head.startswith(magic):
+            return f"not a supported image format ({name})"
     for magic, name in _MAGIC:
         if head.startswith(magic):
             return f"truncated or corrupt: starts like a {name} file but cannot be read"
@@ -469,14 +477,23 @@ def _exif_transposed(image: Image.Image) -> Image.Image:
     return image
 
 
+def _high_bit_to_8bit(values, rows_per_chunk: int = 256) -> np.ndarray:
+    """uint16 (or int32 holding 16-bit data) (H, W) -> uint8, 0..65535 -> 0..255 rounded, a few
+    rows at a time: widening a whole 8000x8000 image to int64 would take 512 MB per copy."""
+    out = np.empty(values.shape, np.uint8)
+    for top in range(0, values.shape[0], rows_per_chunk):
+        chunk = np.clip(values[top:top + rows_per_chunk], 0, 65535).astype(np.uint32)
+        out[top:top + rows_per_chunk] = (chunk + 128) // 257
+    return out
+
+
 def _to_8bit(image: Image.Image) -> Image.Image:
     """Any Pillow mode -> 'L', 'LA', 'RGB' or 'RGBA' with 8 bits per channel (scaled, never clipped)."""
     mode = image.mode
     if mode in _HIGH_BIT_MODES:
         # 16-bit (or 32-bit integer holding 16-bit data): 0..65535 -> 0..255. Pillow's convert("L") would
         # clip everything above 255 to white.
-        values = np.clip(np.asarray(image).astype(np.int64), 0, 65535)
-        return Image.fromarray(((values + 128) // 257).astype(np.uint8))
+        return Image.fromarray(_high_bit_to_8bit(np.asarray(image)))
     if mode == "F":
         values = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         if values.size and values.max() <= 1.0:  # floats in 0..1; otherwise assume 0..255

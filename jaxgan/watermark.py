@@ -116,6 +116,9 @@ _LUMA = np.array([0.299, 0.587, 0.114])  # JPEG/JFIF (BT.601) Y from RGB
 _PAYLOAD_BITS = np.array([int(b) for b in PAYLOAD], dtype=np.int64).reshape(4, 8)
 _DITHER_KEY = int.from_bytes(hashlib.sha256(b"jaxgan/watermark/dither").digest()[:8], "big")
 _REFINE_ITERS = 4  # extra passes that push back blocks disturbed by rounding/clipping
+# Rows transformed at a time (a multiple of 8): embed and detect need ~100 bytes per pixel of a
+# stripe on top of the image itself, so a 8000-pixel-wide image takes ~200 MB more, not gigabytes.
+STRIPE_ROWS: int = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,26 +240,41 @@ def embed(image: np.ndarray) -> np.ndarray:
     work = _check(original)
     rows, cols = work.shape[0] // _CELL * _CELL, work.shape[1] // _CELL * _CELL
     colour = slice(0, 1) if work.shape[2] == 1 else slice(0, 3)
-    base = work[:rows, :cols, colour].astype(np.float64)
-
-    y = _luma(work)
-    coef = _coefficients(y)
-    bits, dither = _layout(*coef.shape)
-    offset = (dither + 0.5 * bits) * STEP
-    target = np.round((coef - offset) / STEP) * STEP + offset
-
+    bits, dither = _layout(rows // _CELL, cols // _CELL)
+    out = work.copy()
     # Round to uint8 with a fixed random dither (floor(x + u), u ~ U[0, 1) per pixel and
     # channel) rather than np.round: the image is integer, so np.round's error depends on
     # the change alone, which is the same smooth pattern in every channel; its error then
     # correlates with the pattern and shifts a coefficient by up to ~STEP / 13.
     # Dithered rounding makes the errors independent (coefficient error std <= 0.33).
-    noise = np.random.default_rng(0).random(base.shape)
-    out = work.copy()
+    # Drawn stripe by stripe from one stream: the same numbers as one draw of the whole image.
+    rng = np.random.default_rng(0)
+    for top, bottom in _stripes(rows):
+        noise = rng.random((bottom - top, cols, colour.stop - colour.start))
+        block_rows = slice(top // _CELL, bottom // _CELL)
+        _embed_stripe(out[top:bottom, :cols], colour, noise, bits[block_rows], dither[block_rows])
+    return out.reshape(original.shape)
+
+
+def _stripes(rows: int):
+    """(top, bottom) row ranges of at most STRIPE_ROWS rows (multiples of 8). The Haar DWT and
+    the 4x4 DCT never reach across an 8x8 pixel block, so each stripe is transformed alone:
+    the same coefficients as the whole image, with temporary memory bounded by the width."""
+    for top in range(0, rows, STRIPE_ROWS):
+        yield top, min(top + STRIPE_ROWS, rows)
+
+
+def _embed_stripe(out: np.ndarray, colour: slice, noise: np.ndarray, bits, dither) -> None:
+    """Marks `out` (a uint8 stripe, height and width multiples of 8) in place."""
+    base = out[:, :, colour].astype(np.float64)
+    coef = _coefficients(_luma(out))
+    offset = (dither + 0.5 * bits) * STEP
+    target = np.round((coef - offset) / STEP) * STEP + offset
     change = target - coef
-    delta = np.zeros((rows, cols))
+    delta = np.zeros(out.shape[:2])
     for _ in range(1 + _REFINE_ITERS):
         delta += _luma_change(change)
-        out[:rows, :cols, colour] = np.clip(np.floor(base + delta[:, :, None] + noise), 0, 255)
+        out[:, :, colour] = np.clip(np.floor(base + delta[:, :, None] + noise), 0, 255)
         # Rounding to uint8 and clipping at 0/255 (saturated regions) leave some
         # coefficients short of their target; push those blocks again.
         change = target - _coefficients(_luma(out))
@@ -264,7 +282,6 @@ def embed(image: np.ndarray) -> np.ndarray:
         if not stray.any():
             break
         change = np.where(stray, change, 0.0)
-    return out.reshape(original.shape)
 
 
 def detect(image: np.ndarray) -> Detection:
@@ -280,12 +297,16 @@ def detect(image: np.ndarray) -> Detection:
       TypeError: if the image is not uint8.
     """
     work = _check(image)
-    coef = _coefficients(_luma(work))
-    bits, dither = _layout(*coef.shape)
-    phase = np.mod(coef / STEP - dither, 1.0)  # 0 on lattice 0, 0.5 on lattice 1
-    read = ((phase >= 0.25) & (phase < 0.75)).astype(np.int64)
-    blocks = int(read.size)
-    matches = int(np.sum(read == bits))
+    rows, cols = work.shape[0] // _CELL * _CELL, work.shape[1] // _CELL * _CELL
+    bits, dither = _layout(rows // _CELL, cols // _CELL)
+    matches = 0
+    for top, bottom in _stripes(rows):
+        coef = _coefficients(_luma(work[top:bottom, :cols]))
+        block_rows = slice(top // _CELL, bottom // _CELL)
+        phase = np.mod(coef / STEP - dither[block_rows], 1.0)  # 0 on lattice 0, 0.5 on lattice 1
+        read = (phase >= 0.25) & (phase < 0.75)
+        matches += int(np.sum(read == bits[block_rows]))
+    blocks = int(bits.size)
     threshold = _threshold(blocks)
     return Detection(
         marked=matches >= threshold,
@@ -300,85 +321,146 @@ def detect(image: np.ndarray) -> Detection:
 # --------------------------------------------------------------------------- CLI
 
 
-def _load(path: str):
-    """Opens `path` with Pillow; returns (PIL image, uint8 array for embed/detect)."""
-    from PIL import Image
+# Largest image the CLI reads (width x height): its 8-bit pixels are held twice (Pillow's copy and
+# numpy's), 4 bytes per pixel at most, so ~1 GB at this limit; larger files are refused, not cut.
+MAX_PIXELS: int = 2**27
+_HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+_ICC_SPACE = {"L": b"GRAY", "RGB": b"RGB ", "RGBA": b"RGB "}  # ICC header bytes 16-20
 
-    with Image.open(path) as img:
-        img.load()
-    if img.mode in ("L", "RGB", "RGBA"):
-        pixels = img
-    elif img.mode in ("LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        pixels = img.convert("RGBA")
-    else:  # P, 1, CMYK, YCbCr, I;16, I, F, ...
-        pixels = img.convert("RGB")
-    return img, np.asarray(pixels, dtype=np.uint8)
+
+class _Refused(Exception):
+    """A file the CLI will not read or mark: one line, exit 2."""
+
+
+def _load(path: str, for_embedding: bool):
+    """Reads an image file: (Pillow image info, uint8 array for embed/detect).
+
+    Only regular files (a FIFO would block), only raster formats (`fileio.RASTER_FORMATS`: never
+    PostScript), at most MAX_PIXELS. 16-bit and float images are scaled to 8 bits exactly as the
+    folder loader does (so a marked image stored at 16 bits reads as marked); `embed` refuses them,
+    since writing them back at 8 bits would lose their depth.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from jaxgan import fileio, folder
+    from jaxgan.errors import UserError
+
+    try:
+        f = fileio.open_regular(path)
+    except UserError as e:
+        raise _Refused(str(e).split(": ", 1)[-1]) from None
+    with f:
+        try:
+            img = fileio.open_raster(f)
+        except UnidentifiedImageError:
+            raise _Refused(folder._unidentified_reason(f)) from None
+        with img:
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                raise _Refused(f"{width}x{height} pixels is more than this tool reads "
+                               f"(MAX_PIXELS={MAX_PIXELS:,})")
+            if for_embedding and img.mode in _HIGH_DEPTH_MODES:
+                raise _Refused(f"a {img.mode} image ({'float' if img.mode == 'F' else 'more than 8 bits'}"
+                               " per pixel) cannot be marked without losing its depth: convert it "
+                               "to 8 bits first")
+            img.load()
+            info = dict(img.info)
+            text = dict(getattr(img, "text", None) or {})
+            pixels = folder._to_8bit(img)  # 'L', 'LA', 'RGB' or 'RGBA'
+    if pixels.mode == "LA":
+        pixels = pixels.convert("RGBA")
+    array = np.asarray(pixels, dtype=np.uint8)
+    pixels.close()
+    # A colour profile that does not describe the pixels now (a CMYK profile on RGB) is dropped.
+    icc = info.get("icc_profile")
+    if icc and icc[16:20] != _ICC_SPACE.get("RGB" if array.ndim == 3 else "L"):
+        info.pop("icc_profile")
+    return (info, text), array
 
 
 def _save(array: np.ndarray, source, path: str) -> None:
-    """Writes `array` to `path`, keeping PNG text, ICC profile and EXIF of `source`."""
+    """Writes `array` to `path` atomically, keeping PNG text, ICC profile and EXIF of `source`."""
     from PIL import Image, PngImagePlugin
 
+    from jaxgan import fileio
+
+    info, text = source
     out = Image.fromarray(array)
     fmt = Image.registered_extensions().get("." + path.rsplit(".", 1)[-1].lower())
+    if fmt is None:
+        raise ValueError(f"unknown image format for {path} (give it an extension such as .png)")
     kwargs = {}
     for key in ("icc_profile", "exif", "dpi"):
-        if key in source.info:
-            kwargs[key] = source.info[key]
+        if key in info:
+            kwargs[key] = info[key]
     if fmt == "PNG":
-        text = getattr(source, "text", None) or {}
         if text:
-            info = PngImagePlugin.PngInfo()
+            pnginfo = PngImagePlugin.PngInfo()
             for key, value in text.items():
-                info.add_text(key, value)
-            kwargs["pnginfo"] = info
+                pnginfo.add_text(key, value)
+            kwargs["pnginfo"] = pnginfo
     elif fmt == "JPEG":
         if out.mode == "RGBA":
             out = out.convert("RGB")
         kwargs.update(quality=95, subsampling=0)
-    try:
-        out.save(path, format=fmt, **kwargs)
-    except (TypeError, ValueError):  # a format that rejects some of the metadata
-        out.save(path, format=fmt)
+    # Written beside `path`, then renamed: `embed X X` on a full disk leaves X as it was.
+    with fileio.atomic_write(path) as tmp:
+        try:
+            out.save(tmp, format=fmt, **kwargs)
+        except (TypeError, ValueError):  # a format that rejects some of the metadata
+            out.save(tmp, format=fmt)
+
+
+def _show(path: str) -> str:
+    from jaxgan.fileio import printable
+    return printable(path)
 
 
 def _cmd_embed(args) -> int:
     try:
-        source, pixels = _load(args.input)
+        source, pixels = _load(args.input, for_embedding=True)
     except Exception as e:  # noqa: BLE001 -- any unreadable input: one line, no traceback
-        print(f"error: cannot read {args.input}: {e}", file=sys.stderr)
+        print(f"error: cannot read {_show(args.input)}: {_reason(e)}", file=sys.stderr)
         return 2
     try:
         marked = embed(pixels)
     except ValueError as e:
-        print(f"error: {args.input}: {e}", file=sys.stderr)
+        print(f"error: {_show(args.input)}: {e}", file=sys.stderr)
         return 2
     try:
         _save(marked, source, args.output)
     except (OSError, ValueError, KeyError) as e:
-        print(f"error: cannot write {args.output}: {e}", file=sys.stderr)
+        print(f"error: cannot write {_show(args.output)}: {_reason(e)}", file=sys.stderr)
         return 2
     return 0
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, _Refused):
+        return str(error)
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _cmd_detect(args) -> int:
     status = 0
     for path in args.files:
         try:
-            _, pixels = _load(path)
+            _, pixels = _load(path, for_embedding=False)
         except Exception as e:  # noqa: BLE001 -- any unreadable input: one line, no traceback
-            print(f"error: cannot read {path}: {e}", file=sys.stderr)
+            print(f"error: cannot read {_show(path)}: {_reason(e)}", file=sys.stderr)
             status = 2
             continue
         try:
             result = detect(pixels)
         except ValueError as e:  # too small to carry the mark
-            print(f"{path}\tnot marked\tscore=nan\t({e})", flush=True)
+            print(f"{_show(path)}\tnot marked\tscore=nan\t({e})", flush=True)
             status = max(status, 1)
             continue
         verdict = "marked" if result.marked else "not marked"
         print(
-            f"{path}\t{verdict}\tscore={result.score:.3f}\t"
+            f"{_show(path)}\t{verdict}\tscore={result.score:.3f}\t"
             f"blocks={result.matches}/{result.blocks}\tp={result.p_value:.1e}",
             flush=True,
         )

@@ -1,0 +1,119 @@
+"""Files from and for people, handled defensively (no JAX, no TensorFlow).
+
+- `RASTER_FORMATS` and `open_raster`: images are opened only as plain raster formats. Pillow's
+  default is to try every plugin it has, and some hand the file to another program (EPS/PS to
+  Ghostscript, which runs the file's PostScript) or read formats nobody trains on; a file named
+  `cat.png` that starts with `%!PS-Adobe` must never reach Ghostscript.
+- `atomic_write`: every file jaxgan writes appears whole or not at all (temporary file in the same
+  folder, then a rename), and an existing file is replaced only when asked to.
+- `open_regular`: a file is read only when it is a regular file (never a FIFO or a device, where a
+  read blocks forever or never ends).
+- `printable`: names (class names, paths) made safe to print: control characters and bytes that are
+  not UTF-8 come back as escapes.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+import unicodedata
+
+from PIL import Image
+
+from jaxgan.errors import UserError
+
+# Pillow's format IDs of the raster formats jaxgan reads (README "Your own data"). Not in the list,
+# on purpose: EPS (runs Ghostscript), PDF, WMF/EMF (delegated to the OS), MPEG, and the scientific
+# containers (FITS, GRIB, BUFR, HDF5) whose plugins are stubs for other libraries. MPO (multi-picture
+# JPEG) is read by the JPEG plugin. HEIF/AVIF count only where a plugin for them is installed.
+RASTER_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "PPM", "TGA", "ICO",
+                  "JPEG2000", "QOI", "AVIF", "HEIF")
+
+
+def raster_formats() -> tuple[str, ...]:
+    """The allowed formats this Pillow knows (its `Image.open` rejects unknown names)."""
+    Image.init()
+    return tuple(f for f in RASTER_FORMATS if f in Image.OPEN)
+
+
+def open_raster(f) -> Image.Image:
+    """`Image.open` restricted to `RASTER_FORMATS` (raises PIL.UnidentifiedImageError otherwise)."""
+    return Image.open(f, formats=raster_formats())
+
+
+def open_regular(path: str):
+    """An open binary file, refused (UserError) unless `path` is a regular file.
+
+    Opened non-blocking and checked with fstat on the open descriptor, so neither a FIFO (whose
+    open would wait for a writer) nor a file swapped for one after a check can block the read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise UserError(f"cannot read {printable(path)}: {e.strerror or e}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UserError(f"cannot read {printable(path)}: not a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_write(path, overwrite: bool = True):
+    """Yields a temporary path next to `path`; when the block ends without an exception the
+    temporary file becomes `path` (one rename), else it is removed and `path` is untouched.
+
+    With overwrite=False an existing `path` is never replaced: FileExistsError, also when another
+    process creates it meanwhile (os.link fails if the name exists; file systems without hard links
+    fall back to a check just before the rename).
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    if not overwrite and os.path.lexists(path):
+        raise FileExistsError(path)
+    # Hidden ('.'-prefixed), so that a folder loader never picks up a half-written file.
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)[:64]}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_no_clobber(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _link_no_clobber(tmp: str, path: str) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (FAT, some network file systems)
+        if os.path.lexists(path):
+            raise FileExistsError(path) from None
+        os.replace(tmp, path)
+
+
+def printable(text) -> str:
+    """`text` safe for a terminal: control and format characters (ESC, NUL, newlines, bidi
+    overrides) and undecodable bytes (surrogate escapes) shown as backslash escapes."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "surrogateescape")
+    text = str(text)
+    out = []
+    for ch in text:
+        if 0xD800 <= ord(ch) <= 0xDFFF:  # a byte that was not UTF-8 (os.fsdecode's escape)
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}" if 0xDC80 <= ord(ch) <= 0xDCFF else f"\\u{ord(ch):04x}")
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
