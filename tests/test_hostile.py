@@ -74,3 +74,91 @@ def test_open_raster_refuses_every_delegating_format(tmp_path):
     with pytest.raises(Image.UnidentifiedImageError):
         fileio.open_raster(str(path))
     assert "EPS" not in fileio.raster_formats() and "PNG" in fileio.raster_formats()
+
+
+# ----------------------------------------------------------------------------- watermark tool
+
+
+def watermark_cli(*args, cwd=None, shell_prefix="", timeout=120):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = " ".join([shell_prefix, f"'{sys.executable}' -m jaxgan.watermark",
+                        *(f"'{a}'" for a in args)])
+    return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_watermark_detect_refuses_a_fifo_instead_of_hanging(tmp_path):
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)
+    result = watermark_cli("detect", pipe, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: cannot read {pipe}: not a regular file"
+
+
+PEAK_RSS = """
+import resource, sys
+from jaxgan import watermark
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+status = watermark.main(sys.argv[1:])
+print(status, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+"""
+
+
+def test_watermark_detect_memory_is_bounded_on_a_large_image(tmp_path):
+    # 4000x4000 RGB, smooth (a small file): detect holds the 8-bit pixels plus one stripe.
+    ramp = np.linspace(0, 255, 4000, dtype=np.float32)
+    pixels = np.empty((4000, 4000, 3), np.uint8)
+    pixels[..., 0] = ramp[None, :]
+    pixels[..., 1] = ramp[:, None]
+    pixels[..., 2] = 128
+    path = tmp_path / "large.png"
+    Image.fromarray(pixels).save(path, compress_level=1)
+    del pixels
+    result = subprocess.run([sys.executable, "-c", PEAK_RSS, "detect", str(path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    status, peak_growth = result.stdout.split()[-2:]
+    assert status == "1"  # not marked
+    # 16 Mpx: Pillow's RGBX copy (4 B/px) + numpy's RGB copy (3 B/px) = 112 MB; one float64
+    # luma of the whole image alone would be 128 MB more. Measured: ~125 MB (before: ~900 MB).
+    assert int(peak_growth) < 10 * 4000 * 4000, int(peak_growth) / 2**20
+
+
+def test_watermark_reads_16_bit_images_like_the_folder_loader_and_refuses_to_embed_them(tmp_path):
+    from jaxgan import watermark
+    rng = np.random.default_rng(0)
+    gray = watermark.embed(rng.integers(30, 220, (96, 96), dtype=np.uint8))
+    sixteen = tmp_path / "marked16.png"
+    Image.fromarray(gray.astype(np.uint16) * 257).save(sixteen)  # the same picture at 16 bits
+    assert Image.open(sixteen).mode == "I;16"
+    result = watermark_cli("detect", sixteen)
+    assert result.returncode == 0 and "\tmarked\t" in result.stdout, result.stdout + result.stderr
+    result = watermark_cli("embed", sixteen, tmp_path / "out.png")
+    assert result.returncode == 2
+    assert "cannot be marked without losing its depth" in result.stderr
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_watermark_embed_drops_a_cmyk_profile_from_rgb_output(tmp_path):
+    cmyk_profile = bytes(16) + b"CMYK" + bytes(108)  # an ICC header naming the CMYK colour space
+    source = tmp_path / "scan.tiff"
+    Image.new("CMYK", (80, 80), (0, 200, 200, 0)).save(source, icc_profile=cmyk_profile)
+    result = watermark_cli("embed", source, tmp_path / "out.png")
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "out.png") as out:
+        assert out.mode == "RGB" and "icc_profile" not in out.info
+
+
+# ----------------------------------------------------------------------------- 10. atomic writes
+
+
+def test_watermark_embed_in_place_on_a_full_disk_keeps_the_original(tmp_path):
+    original = tmp_path / "x.png"
+    noise_png(original, size=(300, 300))
+    before = original.read_bytes()
+    assert len(before) > 200 * 1024
+    # ulimit -f: writes past 100 KiB fail with EFBIG, as on a full disk.
+    result = watermark_cli("embed", "x.png", "x.png", cwd=tmp_path, shell_prefix="ulimit -f 100;")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: cannot write x.png: File too large"
+    assert original.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["x.png"]  # no temporary file left behind
