@@ -115,7 +115,9 @@ def load(data_config) -> InMemoryDataset:
         dataset = load_digits(data_config.resolution, data_config.channels)
     elif source.startswith("folder:"):
         dataset = load_image_folder(source[len("folder:"):], data_config.resolution,
-                                    data_config.channels, host_cache_bytes)
+                                    data_config.channels, host_cache_bytes,
+                                    data_config.get("max_image_pixels",
+                                                    folder.DEFAULT_MAX_IMAGE_PIXELS))
     elif source.startswith("tfds:") and len(source) > len("tfds:"):
         from jaxgan.tfds_data import open_tfds  # imports tensorflow_datasets only when asked
         split = open_tfds(data_config, host_cache_bytes)
@@ -148,21 +150,25 @@ def load_digits(resolution: int, channels: int) -> InMemoryDataset:
 
 
 def load_image_folder(path: str, resolution: int, channels: int,
-                      host_cache_bytes: float = float("inf")) -> InMemoryDataset:
+                      host_cache_bytes: float = float("inf"),
+                      max_pixels: int = folder.DEFAULT_MAX_IMAGE_PIXELS) -> InMemoryDataset:
     """Decoded into host memory when the candidate files would fit `host_cache_bytes`, else
-    scanned (headers only) and decoded a batch at a time while training."""
+    scanned (headers only) and decoded a batch at a time while training. Images of more than
+    `max_pixels` pixels (data.max_image_pixels) are skipped."""
     if not path:
         raise UserError("data.source 'folder:' needs a path: folder:/path/to/images")
+    if not isinstance(max_pixels, int) or isinstance(max_pixels, bool) or max_pixels < 1:
+        raise UserError(f"data.max_image_pixels must be a positive whole number, got {max_pixels!r}")
     listing = folder.list_folder(path)
     if len(listing.tasks) * resolution * resolution * channels <= host_cache_bytes:
-        loaded = folder.load_folder(listing, resolution, channels)
+        loaded = folder.load_folder(listing, resolution, channels, max_pixels=max_pixels)
         images = loaded.images
     else:
         loaded = folder.scan_folder(listing)
         paths = loaded.paths
 
         def read(i):
-            array, why = folder.decode_file(paths[i], resolution, channels)
+            array, why = folder.decode_file(paths[i], resolution, channels, max_pixels)
             if array is None and not folder.is_bad_content(why):
                 raise UserError(f"cannot read {paths[i]} while training: {why}")
             return array, why

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import os
 import stat
+import threading
 import warnings
 
 import numpy as np
@@ -58,6 +60,75 @@ def default_num_workers() -> int:
     return min(32, (os.cpu_count() or 1) + 4)
 
 
+# Largest decoded image (width x height, after JPEG's reduced-size decoding): `data.max_image_pixels`.
+# 8192 x 8192; bigger files are skipped with this reason. (Pillow's own decompression-bomb check,
+# ~179 Mpx, still applies on top.)
+DEFAULT_MAX_IMAGE_PIXELS = 2**26
+# Bytes a decode needs per pixel, as a multiple of Pillow's storage per pixel: the image, numpy's
+# copy and the 8-bit conversion. Measured on 16-bit PNGs: ~4-5 B/px for 2 B/px of storage.
+_PEAK_PER_STORED_BYTE = 3
+_STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2, "LA": 4,
+                 "La": 4, "PA": 4}  # everything else: 4 bytes per pixel
+
+
+class MemoryBudget:
+    """Bounds the memory of the decoders running at once, whatever their number: each reserves what
+    its image needs (known from the header) before decoding and waits while the reservations would
+    exceed the budget. One image larger than the whole budget still decodes, alone."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max(1, int(max_bytes))
+        self._used = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def reserve(self, nbytes: int):
+        nbytes = int(nbytes)
+        with self._cond:
+            self._cond.wait_for(lambda: self._used == 0 or self._used + nbytes <= self.max_bytes)
+            self._used += nbytes
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._used -= nbytes
+                self._cond.notify_all()
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new allocations (MemAvailable on Linux; else physical / 2)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 2**31
+
+
+_default_budget = None
+_default_budget_lock = threading.Lock()
+
+
+def default_memory_budget() -> MemoryBudget:
+    """One budget for every decoder of the process: half the memory available when first asked."""
+    global _default_budget
+    with _default_budget_lock:
+        if _default_budget is None:
+            _default_budget = MemoryBudget(available_memory() // 2)
+        return _default_budget
+
+
+def decode_cost(image: Image.Image) -> int:
+    """Bytes a decode of `image` (its header read) may take at its peak."""
+    width, height = image.size
+    return width * height * _STORED_BYTES.get(image.mode, 4) * _PEAK_PER_STORED_BYTE
+
+
 @dataclasses.dataclass(frozen=True)
 class FolderFiles:
     """The usable-looking files of a folder, not decoded: for folders too big to decode up front."""
@@ -75,11 +146,19 @@ class _Listing:
     skipped: list          # [(path, reason)]
 
 
-def load_folder(path, resolution: int, channels: int, num_workers: int | None = None) -> FolderImages:
+def load_folder(path, resolution: int, channels: int, num_workers: int | None = None,
+                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                memory_budget: int | MemoryBudget | None = None) -> FolderImages:
     """Load every usable image under `path` (a folder, or `list_folder`'s listing of one) as uint8
-    (N, resolution, resolution, channels)."""
+    (N, resolution, resolution, channels).
+
+    At most `num_workers` decoders run at once, and only as many as fit `memory_budget` (bytes, or
+    a MemoryBudget; default: the process's, half the available memory); images of more than
+    `max_pixels` pixels are skipped.
+    """
     _check_shape(resolution, channels)
     num_workers = _workers(num_workers)
+    budget = _budget(memory_budget)
     listing = path if isinstance(path, _Listing) else list_folder(path)
     tasks, n = listing.tasks, len(listing.tasks)
     skipped = listing.skipped
@@ -93,7 +172,8 @@ def load_folder(path, resolution: int, channels: int, num_workers: int | None = 
     with warnings.catch_warnings():
         # Pillow warns about odd EXIF, large images, ...: the result (or the skip reason) says enough.
         warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
-        results = ordered_map(lambda task: decode_file(task[0], resolution, channels), tasks, num_workers)
+        results = ordered_map(lambda task: decode_file(task[0], resolution, channels, max_pixels, budget),
+                              tasks, num_workers)
         for (full, label), (array, reason) in zip(tasks, results):
             if array is None:
                 skipped.append((full, reason))
@@ -205,6 +285,12 @@ def _check_shape(resolution, channels) -> None:
     if channels not in (1, 3):
         raise UserError(f"A folder of images can be loaded with 1 (grayscale) or 3 (RGB) channels, "
                         f"got {channels!r}.")
+
+
+def _budget(memory_budget) -> MemoryBudget:
+    if memory_budget is None:
+        return default_memory_budget()
+    return memory_budget if isinstance(memory_budget, MemoryBudget) else MemoryBudget(memory_budget)
 
 
 def _workers(num_workers: int | None) -> int:
@@ -384,8 +470,13 @@ def _open_image(f):
         return None, f"truncated or corrupt: {short_error(e)}"
 
 
-def decode_file(full: str, resolution: int, channels: int):
-    """(uint8 array (R, R, C), None) or (None, reason). Never raises for a bad file."""
+def decode_file(full: str, resolution: int, channels: int,
+                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, budget: MemoryBudget | None = None):
+    """(uint8 array (R, R, C), None) or (None, reason). Never raises for a bad file.
+
+    Images of more than `max_pixels` pixels are refused; the decode waits for its share of
+    `budget` (default: the process's) before it starts.
+    """
     f, reason = _open_file(full)
     if f is None:
         return None, reason
@@ -394,22 +485,34 @@ def decode_file(full: str, resolution: int, channels: int):
         if image is None:
             return None, reason
         with image:
+            # JPEG: decode at 1/2, 1/4 or 1/8 scale when the image is much bigger than needed.
             try:
-                # JPEG: decode at 1/2, 1/4 or 1/8 scale when the image is much bigger than needed.
                 image.draft(None, (int(resolution * _REDUCING_GAP),) * 2)
-                image.load()
-            except Image.DecompressionBombError as e:
-                return None, f"too large (Pillow's decompression-bomb limit): {short_error(e)}"
-            except MemoryError:
-                return None, "too large to decode (out of memory)"
             except Exception as e:  # noqa: BLE001
                 return None, f"truncated or corrupt: {short_error(e)}"
-            try:
-                return image_to_array(image, resolution, channels), None
-            except MemoryError:
-                return None, "too large to decode (out of memory)"
-            except Exception as e:  # noqa: BLE001
-                return None, f"could not convert ({image.mode} image): {short_error(e)}"
+            width, height = image.size
+            if width * height > max_pixels:
+                return None, (f"too large: {width}x{height} pixels, more than "
+                              f"data.max_image_pixels={max_pixels:,}")
+            with (budget or default_memory_budget()).reserve(decode_cost(image)):
+                return _decode_opened(image, resolution, channels)
+
+
+def _decode_opened(image: Image.Image, resolution: int, channels: int):
+    try:
+        image.load()
+    except Image.DecompressionBombError as e:
+        return None, f"too large (Pillow's decompression-bomb limit): {short_error(e)}"
+    except MemoryError:
+        return None, "too large to decode (out of memory)"
+    except Exception as e:  # noqa: BLE001
+        return None, f"truncated or corrupt: {short_error(e)}"
+    try:
+        return image_to_array(image, resolution, channels), None
+    except MemoryError:
+        return None, "too large to decode (out of memory)"
+    except Exception as e:  # noqa: BLE001
+        return None, f"could not convert ({image.mode} image): {short_error(e)}"
 
 
 def _unidentified_reason(f) -> str:
