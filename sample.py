@@ -9,26 +9,49 @@
 The logic lives in `jaxgan.sampling` and `jaxgan.export`; this file only parses flags.
 """
 import argparse
+import re
 import sys
 
 from jaxgan.errors import UserError
 
 
+MAX_SEEDS = 10_000  # per command: the images are generated and held in memory together
+MAX_FRAMES = 1_000
+_SEED_PART = re.compile(r"(-?\d+)(?:-(-?\d+))?")  # 'N' or 'A-B' (signs only to name them in errors)
+
+
 def parse_seeds(text: str) -> list[int]:
-    """'0-63' or '1,5,9' (or a mix: '0-3,10')."""
-    seeds = []
+    """'0-63' or '1,5,9' (or a mix: '0-3,10'); a seed given twice counts once. At most MAX_SEEDS
+    seeds, checked before any list is built (a range of 2^32 seeds would take 150 GB)."""
+    seeds: dict[int, None] = {}  # ordered, without repeats
+    for part in text.split(","):
+        part = part.strip()
+        match = _SEED_PART.fullmatch(part)
+        if not match:
+            raise argparse.ArgumentTypeError(f"--seeds takes '0-63' or '1,5,9', got {text!r}")
+        first = int(match[1])
+        last = first if match[2] is None else int(match[2])
+        for seed in (first, last):
+            if not 0 <= seed < 2**32:
+                raise argparse.ArgumentTypeError(f"--seeds must be in 0..2^32-1, got {seed}")
+        if first > last:
+            raise argparse.ArgumentTypeError(f"--seeds {part} is a reversed range: write {last}-{first}")
+        if last - first + 1 + len(seeds) > MAX_SEEDS:
+            raise argparse.ArgumentTypeError(
+                f"--seeds {text}: at most {MAX_SEEDS:,} seeds per command (their images are made "
+                "together in memory); split the range over several commands")
+        seeds.update(dict.fromkeys(range(first, last + 1)))
+    return list(seeds)
+
+
+def parse_frames(text: str) -> int:
     try:
-        for part in text.split(","):
-            if "-" in part.strip()[1:]:
-                first, last = part.split("-", 1)
-                seeds.extend(range(int(first), int(last) + 1))
-            else:
-                seeds.append(int(part))
+        frames = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds takes '0-63' or '1,5,9', got {text!r}") from None
-    if not seeds or min(seeds) < 0 or max(seeds) >= 2**32:
-        raise argparse.ArgumentTypeError(f"--seeds must be in 0..2^32-1, got {text!r}")
-    return seeds
+        raise argparse.ArgumentTypeError(f"--frames takes a whole number, got {text!r}") from None
+    if not 2 <= frames <= MAX_FRAMES:
+        raise argparse.ArgumentTypeError(f"--frames must be 2 to {MAX_FRAMES:,}, got {frames}")
+    return frames
 
 
 def parse_args(argv):
@@ -37,18 +60,22 @@ def parse_args(argv):
     parser.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
     parser.add_argument("--seeds", type=parse_seeds, help="'0-63' or '1,5,9' (default 0-7)")
     parser.add_argument("--label", help="a class name or index, or 'all' for one row per class "
-                        "(default: all); with --interpolate, 'X,Y' morphs class X into Y")
+                        "(default: all); name:X or index:N where a name could be read as an "
+                        "index; with --interpolate, 'X,Y' morphs class X into Y")
     parser.add_argument("--truncation", type=float, default=1.0,
                         help="psi in (0, 1]: noise truncated to [-2, 2] times psi (default 1.0)")
     parser.add_argument("--grid", help="write one grid PNG here")
     parser.add_argument("--outdir", help="write one PNG per image here (seed0005-CLASS.png)")
     parser.add_argument("--interpolate", help="A,B: a spherical walk from seed A's noise to B's")
-    parser.add_argument("--frames", type=int, default=16, help="frames of the walk (default 16)")
+    parser.add_argument("--frames", type=parse_frames, default=16,
+                        help=f"frames of the walk, 2 to {MAX_FRAMES:,} (default 16)")
     parser.add_argument("--out", help="the GIF the walk is written to")
     parser.add_argument("--upscale", type=int, help="enlarge each image K times (nearest); "
                         "grids default to >= 64 px per image")
     parser.add_argument("--watermark", action=argparse.BooleanOptionalAction, default=True,
                         help="embed the invisible watermark in images >= 64x64 (default on)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace files that exist already (default: refuse, write nothing)")
     parser.add_argument("--novelty", action="store_true",
                         help="report each image's nearest training image and distance")
     parser.add_argument("--min-novelty", type=float, default=None, metavar="D",

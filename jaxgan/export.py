@@ -6,11 +6,13 @@ invisible DWT-DCT watermark of `jaxgan.watermark` unless asked not to.
 """
 from __future__ import annotations
 
-import os
+import collections
 import re
+import unicodedata
 
 import numpy as np
 from jaxgan import __version__, watermark
+from jaxgan.fileio import atomic_write, printable
 from jaxgan.images import save_png, to_pil
 
 
@@ -27,27 +29,49 @@ def maybe_watermark(image_HWC: np.ndarray, enabled: bool) -> np.ndarray:
     return image_HWC
 
 
-def write_png(path, image_HWC, text: dict, mark: bool) -> None:
-    save_png(path, maybe_watermark(np.asarray(image_HWC), mark), text)
+def write_png(path, image_HWC, text: dict, mark: bool, overwrite: bool = True) -> None:
+    save_png(path, maybe_watermark(np.asarray(image_HWC), mark), text, overwrite=overwrite)
 
 
-def file_name(seed: int, class_name: str | None) -> str:
-    """seed0005-impressionism.png; class names are reduced to safe file-name characters."""
-    if class_name is None:
+_NOT_IN_FILE_NAMES = re.compile(r"[^\w.-]+")  # \w: Unicode letters, digits and '_'
+_MAX_NAME_CHARS = 80  # file names are limited to 255 bytes; 80 characters of UTF-8 stay below
+
+
+def safe_name(class_name: str) -> str:
+    """A class name as file-name characters: NFC-normalised (macOS stores names decomposed),
+    Unicode letters and digits kept, anything else (spaces, separators, control characters,
+    undecodable bytes) one '_'."""
+    name = unicodedata.normalize("NFC", str(class_name).encode("utf-8", "surrogatepass")
+                                 .decode("utf-8", "replace"))
+    return _NOT_IN_FILE_NAMES.sub("_", name)[:_MAX_NAME_CHARS] or "_"
+
+
+def class_file_names(class_names) -> list[str]:
+    """One file-name part per class, unique even on case-insensitive file systems: names that
+    collide after `safe_name` get the class index ('café~3', 'café~4')."""
+    safe = [safe_name(n) for n in class_names]
+    counts = collections.Counter(n.casefold() for n in safe)
+    return [n if counts[n.casefold()] == 1 else f"{n}~{i}" for i, n in enumerate(safe)]
+
+
+def file_name(seed: int, class_part: str | None) -> str:
+    """seed0005-impressionism.png; `class_part` from `class_file_names`."""
+    if class_part is None:
         return f"seed{seed:04d}.png"
-    return f"seed{seed:04d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', class_name)}.png"
+    return f"seed{seed:04d}-{class_part}.png"
 
 
-def write_gif(path, frames_NHWC: np.ndarray, text: dict, mark: bool, duration_ms: int = 80):
-    """An animated GIF that loops, there and back. GIF has no text chunks: the provenance goes in
-    its comment. (The watermark is embedded per frame, but GIF's 256-colour palette weakens it.)"""
+def write_gif(path, frames_NHWC: np.ndarray, text: dict, mark: bool, duration_ms: int = 80,
+              overwrite: bool = True):
+    """An animated GIF that loops, there and back, written atomically. GIF has no text chunks: the
+    provenance goes in its comment. (The watermark is embedded per frame, but GIF's 256-colour
+    palette weakens it.)"""
     frames = [to_pil(maybe_watermark(frame, mark)) for frame in frames_NHWC]
     frames = frames + frames[-2:0:-1]
-    comment = "; ".join(f"{k}: {v}" for k, v in text.items())
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], loop=0,
-                   duration=duration_ms, comment=comment.encode())
+    comment = "; ".join(f"{k}: {printable(v)}" for k, v in text.items())
+    with atomic_write(path, overwrite=overwrite) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], loop=0,
+                       duration=duration_ms, comment=comment.encode())
 
 
 def upscale(images_NHWC: np.ndarray, factor: int) -> np.ndarray:

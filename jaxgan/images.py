@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 from PIL import Image, PngImagePlugin
+
+from jaxgan.fileio import atomic_write, printable
 
 MIN_CELL_PIXELS = 64  # tiny images are upscaled (nearest) until a cell is at least this big
 
@@ -35,13 +36,12 @@ def to_pil(image_HWC: np.ndarray) -> Image.Image:
     return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
 
 
-def save_png(path, image_HWC: np.ndarray, text: dict | None = None) -> None:
-    """Write a PNG (atomically: temporary file, then rename) with optional text metadata."""
+def save_png(path, image_HWC: np.ndarray, text: dict | None = None, overwrite: bool = True) -> None:
+    """Write a PNG atomically (temporary file, then rename) with optional text metadata; with
+    overwrite=False an existing file is left alone (FileExistsError). Text values are stored with
+    control characters and undecodable bytes escaped (PNG text must be valid UTF-8 or Latin-1)."""
     info = PngImagePlugin.PngInfo()
     for key, value in (text or {}).items():
-        info.add_text(key, str(value))
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    to_pil(image_HWC).save(tmp, format="PNG", pnginfo=info)
-    os.replace(tmp, path)
+        info.add_text(key, printable(value))
+    with atomic_write(path, overwrite=overwrite) as tmp:
+        to_pil(image_HWC).save(tmp, format="PNG", pnginfo=info)

@@ -6,6 +6,7 @@ only the EMA generator's variables; it never imports TensorFlow.
 from __future__ import annotations
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -13,12 +14,30 @@ import numpy as np
 
 from jaxgan import checkpoint
 from jaxgan.errors import UserError
+from jaxgan.fileio import printable
 from jaxgan.images import auto_upscale, make_grid, save_png
 from jaxgan.models import build_models
 
 GRID_COLUMNS = 8
 PER_DEVICE_BATCH = 8  # fixed, so an image's pixels never depend on how a request is split
 TRUNCATION_BOUND = 2.0  # noise is drawn from N(0, 1) truncated to [-2, 2], times psi (BigGAN)
+
+
+_DECIMAL = re.compile(r"[0-9]+")
+
+
+def check_seeds(seeds) -> np.ndarray:
+    """Seeds as uint32 (N,), or a UserError naming the first outside 0..2^32-1."""
+    values = np.atleast_1d(np.asarray(seeds, dtype=object))
+    for seed in values:
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+            raise UserError(f"seeds must be in 0..2^32-1, got {seed!r}")
+    return values.astype(np.uint32)
+
+
+def check_truncation(truncation) -> None:
+    if not 0.0 < truncation <= 1.0:  # also refuses NaN
+        raise UserError(f"truncation must be in (0, 1], got {truncation}")
 
 
 def seed_noise(seeds, latent_dim: int, truncation):
@@ -103,13 +122,40 @@ class Sampler:
         return labels.astype(np.int32)
 
     def label_index(self, label) -> int:
-        """A class given by name or index -> its index."""
-        if isinstance(label, str) and label in self.class_names:
-            return self.class_names.index(label)
-        try:
-            index = int(label)
-        except (TypeError, ValueError):
-            raise UserError(f"unknown class {label!r}; classes: {', '.join(self.class_names)}") from None
+        """A class given by index (an int, or 'index:N'), by name ('name:X'), or by a string that
+        is either. A string that could mean two classes (class '1' at index 0, or index 1 = class
+        '10'; or '0' where the classes are named by numbers) is refused: say name: or index:."""
+        if isinstance(label, (int, np.integer)):
+            return self._index(int(label))
+        text = str(label)
+        if text.startswith("name:"):
+            return self._by_name(text[len("name:"):])
+        if text.startswith("index:"):
+            try:
+                return self._index(int(text[len("index:"):]))
+            except ValueError:
+                raise UserError(f"index: takes a class index, got {printable(text)!r}") from None
+        number = int(text) if _DECIMAL.fullmatch(text) else None
+        numbered = any(_DECIMAL.fullmatch(n) for n in self.class_names)
+        if text in self.class_names:
+            index = self.class_names.index(text)
+            if number is None or number == index or number >= self.num_classes:
+                return index
+        elif number is None:
+            return self._by_name(text)  # unknown: the error lists the classes
+        elif not numbered:
+            return self._index(number)
+        raise UserError(f"--label {printable(text)} is ambiguous: the classes are named by numbers; "
+                        f"write name:{printable(text)} for the class of that name or "
+                        f"index:{printable(text)} for the class at that position (0-based)")
+
+    def _by_name(self, name: str) -> int:
+        if name in self.class_names:
+            return self.class_names.index(name)
+        raise UserError(f"unknown class {printable(name)!r}; classes: "
+                        f"{', '.join(printable(n) for n in self.class_names)}")
+
+    def _index(self, index: int) -> int:
         return int(self.check_labels(np.array([index]))[0])
 
     def _generate_batched(self, z_NZ, labels_N) -> np.ndarray:
@@ -130,9 +176,8 @@ class Sampler:
         of devices. `labels`: class indices or names (one, or one per seed); None when
         unconditional. `truncation` psi in (0, 1] scales noise truncated to [-2, 2].
         """
-        seeds = np.atleast_1d(np.asarray(seeds, np.uint32))
-        if not 0.0 < truncation <= 1.0:
-            raise UserError(f"truncation must be in (0, 1], got {truncation}")
+        seeds = check_seeds(seeds)
+        check_truncation(truncation)
         labels = self._labels_for(labels, len(seeds))
         z = seed_noise(jnp.asarray(seeds), self.latent_dim, truncation)
         return self._generate_batched(np.asarray(z), labels)
@@ -159,7 +204,8 @@ class Sampler:
         conditional models the class embedding morphs linearly from label_a to label_b."""
         if frames < 2:
             raise UserError(f"frames must be at least 2, got {frames}")
-        z_ab = seed_noise(jnp.asarray([seed_a, seed_b], jnp.uint32), self.latent_dim, truncation)
+        check_truncation(truncation)
+        z_ab = seed_noise(jnp.asarray(check_seeds([seed_a, seed_b])), self.latent_dim, truncation)
         t = jnp.linspace(0.0, 1.0, frames)
         z = slerp(z_ab[0], z_ab[1], t)
         if self.num_classes:
