@@ -39,7 +39,7 @@ def noise_png(path, size=(64, 64), seed=0):
 
 def test_postscript_named_png_in_a_folder_is_skipped_never_run(tmp_path, monkeypatch):
     from PIL import EpsImagePlugin
-    from jaxgan.folder import load_folder
+    from jaxgan.data.folder import load_folder
     bin_dir, marker = fake_ghostscript(tmp_path)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)  # let Pillow look for gs again
@@ -124,7 +124,7 @@ def test_watermark_detect_memory_is_bounded_on_a_large_image(tmp_path):
 
 
 def test_watermark_reads_16_bit_images_like_the_folder_loader_and_refuses_to_embed_them(tmp_path):
-    from jaxgan import watermark
+    from jaxgan.art import watermark
     rng = np.random.default_rng(0)
     gray = watermark.embed(rng.integers(30, 220, (96, 96), dtype=np.uint8))
     sixteen = tmp_path / "marked16.png"
@@ -168,7 +168,7 @@ def test_watermark_embed_in_place_on_a_full_disk_keeps_the_original(tmp_path):
 
 LOAD_PEAK_RSS = """
 import resource, sys
-from jaxgan import folder
+from jaxgan.data import folder
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 kwargs = eval(sys.argv[2])
 loaded = folder.load_folder(sys.argv[1], 16, 3, **kwargs)
@@ -208,7 +208,7 @@ def test_16_bit_images_decode_in_bounded_memory(tmp_path):
 
 
 def test_images_above_the_pixel_limit_are_skipped_with_the_limit_named(tmp_path):
-    from jaxgan.folder import load_folder
+    from jaxgan.data.folder import load_folder
     noise_png(tmp_path / "small.png", size=(32, 32))
     noise_png(tmp_path / "large.png", size=(300, 200))
     loaded = load_folder(str(tmp_path), 16, 3, num_workers=2, max_pixels=50_000)

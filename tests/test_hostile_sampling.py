@@ -11,8 +11,8 @@ import pytest
 from conftest import ROOT, tiny_config
 from PIL import Image
 
-from jaxgan import checkpoint
-from jaxgan.state import create_state
+from jaxgan.training import checkpoint
+from jaxgan.training.state import GAN
 
 # Names an artist's folders may have: scripts other than Latin, the same word composed (NFC) and
 # decomposed (NFD: macOS file names), names that differ only in space or case, a terminal escape,
@@ -25,7 +25,7 @@ def write_checkpoint(workdir, class_names, resolution=16):
     """A workdir with one checkpoint of an untrained tiny model with these class names."""
     config = tiny_config(**{"data.resolution": resolution})
     shape = (resolution, resolution, 1)
-    state = create_state(config, shape, len(class_names), jax.random.key(0))
+    state = GAN.build(config, shape, len(class_names)).create_state(jax.random.key(0))
     manager = checkpoint.make_manager(workdir)
     facts = {"class_names": list(class_names), "image_shape": list(shape),
              "num_classes": len(class_names), "num_examples": 100}

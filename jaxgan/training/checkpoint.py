@@ -1,0 +1,178 @@
+"""Orbax checkpoints under `<workdir>/checkpoints/<step>/`.
+
+Each checkpoint holds four items:
+  state      the whole GANState (what training resumes from)
+  generator  the EMA generator's variables (what sampling restores, without the rest)
+  config     the run's config as JSON
+  data       the data facts (class names, image shape, number of classes), the checkpoint
+             format version and the jaxgan version that wrote it
+so a workdir alone is enough to rebuild the generator and sample from it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from jaxgan import __version__, config as config_lib
+from jaxgan.errors import UserError
+from jaxgan.models import variables
+
+ITEMS = ("state", "generator", "config", "data")
+# The layout of the items above. Raise it when a change makes older jaxgan versions misread a
+# checkpoint; checkpoints without it were written by jaxgan 0.1.0, in format 1.
+FORMAT_VERSION = 1
+
+
+def checkpoint_dir(workdir) -> str:
+    return os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints")
+
+
+def make_manager(workdir, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
+    if read_only:  # (the values Orbax would otherwise warn that it substitutes)
+        options = ocp.CheckpointManagerOptions(read_only=True, create=False,
+                                               save_interval_steps=0, max_to_keep=None)
+    else:
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=ITEMS)
+
+
+def generator_variables(state) -> dict:
+    """The EMA generator's variables: what sampling uses."""
+    return variables(state.ema_params, state.ema_stats)
+
+
+def save(manager: ocp.CheckpointManager, state, config, data_facts: dict) -> None:
+    """Asynchronous, atomic save (Orbax writes to a temporary directory and renames it)."""
+    step = int(jax.device_get(state.step))
+    try:
+        manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            generator=ocp.args.StandardSave(generator_variables(state)),
+            config=ocp.args.JsonSave(json.loads(config.to_json_best_effort())),
+            data=ocp.args.JsonSave({**data_facts, "format": FORMAT_VERSION,
+                                    "jaxgan_version": __version__})), force=True)
+    except Exception as error:  # disk full, permissions, a failed earlier async save
+        raise _save_error(manager, error) from None
+
+
+def wait(manager: ocp.CheckpointManager) -> None:
+    """Block until the asynchronous saves are on disk."""
+    try:
+        manager.wait_until_finished()
+    except Exception as error:
+        raise _save_error(manager, error) from None
+
+
+def _save_error(manager, error) -> UserError:
+    kept = manager.all_steps()
+    return UserError(f"could not write a checkpoint to {manager.directory}: "
+                     f"{type(error).__name__}: {error}. Intact checkpoints: "
+                     f"{', '.join(map(str, sorted(kept))) or 'none'}.")
+
+
+def with_sharding(abstract_tree, sharding):
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
+                        abstract_tree)
+
+
+class NewerFormat(UserError):
+    """A checkpoint written by a newer jaxgan in a format this one does not know."""
+
+
+def restore_meta(manager: ocp.CheckpointManager, step: int):
+    """(config completed with today's defaults, data facts) saved at `step`.
+
+    Raises NewerFormat for a checkpoint from a newer, unknown format (never "damaged")."""
+    restored = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore(),
+                                                             data=ocp.args.JsonRestore()))
+    facts = dict(restored["data"])
+    written = facts.get("format", 1)  # absent: jaxgan 0.1.0, format 1
+    if written > FORMAT_VERSION:
+        raise NewerFormat(
+            f"checkpoint {_step_path(manager, step)} was written by jaxgan "
+            f"{facts.get('jaxgan_version', '?')} in checkpoint format {written}; this jaxgan "
+            f"({__version__}) reads formats up to {FORMAT_VERSION}: upgrade jaxgan to use it")
+    try:
+        config = config_lib.resolve(ml_collections.ConfigDict(restored["config"]))
+    except UserError as error:
+        raise UserError(f"checkpoint {_step_path(manager, step)} holds a config this jaxgan "
+                        f"cannot use: {error}") from None
+    return config, facts
+
+
+def restore_item(manager: ocp.CheckpointManager, step: int, name: str, abstract_tree, mesh=None):
+    """Restore one pytree item, replicated over `mesh` (or on the first local device)."""
+    sharding = (NamedSharding(mesh, P()) if mesh is not None
+                else jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
+    target = with_sharding(abstract_tree, sharding)
+    restored = manager.restore(step, args=ocp.args.Composite(
+        **{name: ocp.args.StandardRestore(target)}))
+    return restored[name]
+
+
+def restore_latest(manager, abstract_state_fn, mesh):
+    """(state, saved config, data facts) of the newest readable checkpoint, or None if none.
+
+    A damaged checkpoint (truncated or missing files) is moved aside to
+    `<workdir>/damaged_checkpoints/<step>` with a warning naming its path and step (never deleted:
+    moved, so that training can write that step again). `abstract_state_fn(saved_config, facts)`
+    gives the restore target, or raises UserError when the checkpoint cannot be resumed.
+    """
+    steps = sorted(manager.all_steps(), reverse=True)
+    damaged = []
+    for step in steps:
+        try:
+            saved_config, facts = restore_meta(manager, step)
+            target = abstract_state_fn(saved_config, facts)
+            restored = restore_item(manager, step, "state", target, mesh), saved_config, facts
+        except UserError:
+            raise
+        except Exception as error:  # a damaged checkpoint: truncated or missing files
+            first_line = (str(error).strip().splitlines() or [""])[0][:200]
+            logging.warning("checkpoint %s (step %d) is unreadable (%s: %s); trying an older one",
+                            _step_path(manager, step), step, type(error).__name__, first_line)
+            damaged.append(step)
+            continue
+        _move_aside(manager, damaged)
+        return restored
+    if steps:
+        raise UserError(f"no readable checkpoint in {manager.directory} (steps "
+                        f"{', '.join(map(str, steps))} are all damaged); nothing was deleted. "
+                        "Move the directory away to start afresh.")
+    return None
+
+
+def _step_path(manager, step: int) -> str:
+    return os.path.join(os.fspath(manager.directory), str(step))
+
+
+def _move_aside(manager, steps) -> None:
+    if not steps:
+        return
+    aside = os.path.join(os.path.dirname(os.fspath(manager.directory)), "damaged_checkpoints")
+    os.makedirs(aside, exist_ok=True)
+    for step in steps:
+        target = os.path.join(aside, str(step))
+        while os.path.exists(target):
+            target += "+"
+        os.rename(_step_path(manager, step), target)
+        logging.warning("moved the damaged checkpoint of step %d to %s", step, target)
+    manager.reload()
+
+
+def tree_differences(saved_tree, new_tree) -> list[str]:
+    """Where two (abstract) pytrees differ in structure, shapes or dtypes: 'path: saved -> new'.
+
+    This is what decides whether a checkpoint fits a config, whatever the model family."""
+    def shapes(tree):
+        return {jax.tree_util.keystr(path): (tuple(leaf.shape), str(leaf.dtype))
+                for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    saved, new = shapes(saved_tree), shapes(new_tree)
+    return [f"{path}: {saved.get(path, 'absent')} -> {new.get(path, 'absent')}"
+            for path in sorted(saved.keys() | new.keys()) if saved.get(path) != new.get(path)]
