@@ -189,7 +189,7 @@ def test_bad_dtype_and_shape_are_rejected():
 
 
 def test_module_imports_neither_jax_nor_tensorflow():
-    path = str(REPO / "jaxgan" / "watermark.py")
+    path = str(REPO / "jaxgan" / "art" / "watermark.py")
     code = (
         "import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('wm', {path!r})\n"
