@@ -215,3 +215,38 @@ def test_images_above_the_pixel_limit_are_skipped_with_the_limit_named(tmp_path)
     assert len(loaded.images) == 1
     assert [(os.path.basename(p), why) for p, why in loaded.skipped] == [
         ("large.png", "too large: 300x200 pixels, more than data.max_image_pixels=50,000")]
+
+
+# ----------------------------------------------------------------------------- 6. TFDS labels
+
+TRAIN_UNDER_MOCK = """
+import runpy, sys
+import numpy as np
+import tensorflow_datasets as tfds
+labels = eval(sys.argv[1])
+def records(builder, split=None, **kwargs):  # mnist-like records with the labels given
+    rng = np.random.default_rng(0)
+    return [{"image": rng.integers(0, 256, (28, 28, 1), dtype=np.uint8), "label": label}
+            for label in labels]
+sys.argv = ["train.py", *sys.argv[2:]]
+with tfds.testing.mock_data(as_data_source_fn=records):
+    runpy.run_path("train.py", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("labels, needle", [
+    ([0, 1, -1, 2, -1, 3, 4, 5], "2 of 8 examples have no label (-1)"),
+    ([0, 1, 2, 10, 3, 4, 5, 6], "1 of 8 examples have a label outside 0..9 (10)"),
+])
+def test_tfds_labels_out_of_range_are_refused_at_load_through_train_py(tmp_path, labels, needle):
+    from conftest import override_flags
+    workdir = tmp_path / "run"
+    flags = ["--config", str(ROOT / "configs" / "mnist.py"), f"--workdir={workdir}",
+             "--config.data.tfds_reader=data_source", *override_flags(**{"train.num_steps": 2})]
+    result = subprocess.run([sys.executable, "-c", TRAIN_UNDER_MOCK, repr(labels), *flags], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and needle in lines[0], result.stderr[-3000:]
+    assert "data.conditional=False" in lines[0] and "Traceback" not in result.stderr
+    assert not (workdir / "checkpoints").exists()

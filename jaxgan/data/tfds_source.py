@@ -73,8 +73,8 @@ def open_tfds(data_config, max_bytes: float) -> TfdsSet:
     if reader != "tf.data":
         source, error = _data_source(tfds, spec, split, data_dir)
         if source is not None:
-            return _from_data_source(source, spec, image_key, label_key, class_names, shape,
-                                     max_bytes)
+            return _from_data_source(source, f"{spec!r} split {split!r}", image_key, label_key,
+                                     class_names, shape, max_bytes)
         if reader == "data_source" or not tensorflow_installed():
             where = data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")
             how = ("data.tfds_reader='data_source' reads only that format" if tensorflow_installed()
@@ -125,6 +125,7 @@ def _data_source(tfds, spec, split, data_dir):
 
 def _from_data_source(source, spec, image_key, label_key, class_names, shape,
                       max_bytes) -> TfdsSet:
+    """`spec`: the set and split, as named in messages."""
     resolution, _, channels = shape
     n = len(source)
 
@@ -132,7 +133,7 @@ def _from_data_source(source, spec, image_key, label_key, class_names, shape,
         try:
             return source[int(i)]
         except Exception as error:  # noqa: BLE001 - an I/O error: never skipped silently
-            raise UserError(f"cannot read record {i} of TFDS data set {spec!r}: "
+            raise UserError(f"cannot read record {i} of TFDS data set {spec}: "
                             f"{short_error(error)}") from None
 
     def read(i: int):
@@ -146,7 +147,8 @@ def _from_data_source(source, spec, image_key, label_key, class_names, shape,
     if label_key is None:
         labels = np.zeros(n, np.int32)
     else:  # a pass over the records (TFDS decodes their images too: see the module docstring)
-        labels = np.fromiter(_parallel(lambda i: int(record(i)[label_key]), range(n)), np.int32, n)
+        labels = np.fromiter(_parallel(lambda i: int(record(i)[label_key]), range(n)), np.int64, n)
+        labels = check_labels(labels, len(class_names), spec)
     if n * int(np.prod(shape)) > max_bytes:
         return TfdsSet(labels=labels, class_names=class_names, read=read)
     images = np.empty((n, *shape), np.uint8)
@@ -160,7 +162,7 @@ def _from_data_source(source, spec, image_key, label_key, class_names, shape,
         logging.warning("Skipped %d records of %s that cannot be decoded: %s", len(skipped), spec,
                         "; ".join(skipped[:5]))
         if not kept.any():
-            raise UserError(f"no image of TFDS data set {spec!r} can be decoded")
+            raise UserError(f"no image of TFDS data set {spec} can be decoded")
         images, labels = images[kept], labels[kept]
     return TfdsSet(labels=labels, class_names=class_names, images=images)
 
@@ -219,8 +221,27 @@ def _from_tf_data(tfds, builder, spec, split, data_dir, image_key, label_key, cl
             raise too_big
     if not images:
         raise UserError(f"TFDS data set {spec!r} split {split!r} is empty")
-    return TfdsSet(labels=np.array(labels, np.int32), class_names=class_names,
-                   images=np.stack(images))
+    labels = check_labels(np.array(labels, np.int64), len(class_names), f"{spec!r} split {split!r}")
+    return TfdsSet(labels=labels, class_names=class_names, images=np.stack(images))
+
+
+def check_labels(labels_N: np.ndarray, num_classes: int, spec: str) -> np.ndarray:
+    """int32 labels, or a UserError when any is outside 0..num_classes-1: -1 marks an unlabelled
+    example (TFDS's unlabelled splits), which a class-conditional GAN must not take for a class
+    (an index of -1 would wrap to the last class), and larger labels would index past the
+    class embedding."""
+    bad = (labels_N < 0) | (labels_N >= num_classes)
+    if not bad.any():
+        return labels_N.astype(np.int32)
+    count, unlabelled = int(bad.sum()), int((labels_N == -1).sum())
+    if unlabelled == count:
+        what = f"{count} of {len(labels_N)} examples have no label (-1)"
+    else:
+        first = int(labels_N[bad & (labels_N != -1)][0])
+        what = (f"{count} of {len(labels_N)} examples have a label outside 0..{num_classes - 1} "
+                f"({first}{f'; {unlabelled} unlabelled' if unlabelled else ''})")
+    raise UserError(f"TFDS data set {spec}: {what}; use a labelled split (data.split), or "
+                    "data.conditional=False to train without labels")
 
 
 def _pixels_to_array(pixels, resolution: int, channels: int) -> np.ndarray:
