@@ -30,6 +30,10 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # Orbax's INFO lines drown the progress bar
+        # A failed asynchronous save is logged with its traceback by Orbax's thread, then reported
+        # by jaxgan as one line (what failed, why, the intact checkpoints): keep only that line.
+        logging.get_absl_handler().addFilter(
+            lambda record: not (record.exc_info and "orbax" in record.pathname))
     config_name = os.path.splitext(os.path.basename(FLAGS["config"].config_filename))[0]
     workdir = FLAGS.workdir or os.path.join("runs", config_name)
     try:
@@ -41,6 +45,13 @@ def main(argv):
     except jaxgan.UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt as interrupt:  # a second Ctrl-C (or SIGTERM/SIGHUP) while stopping
+        print(f"\nerror: stopped by {interrupt or 'a second interrupt'} without waiting for the "
+              "checkpoint being saved; rerun the same command to resume from the last intact one",
+              file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)  # now: an unfinished save's threads must not keep the process alive
 
 
 def fail_on_bad_flags(error):

@@ -80,6 +80,7 @@ def atomic_write(path, overwrite: bool = True):
     # Hidden ('.'-prefixed), so that a folder loader never picks up a half-written file.
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)[:64]}.", suffix=".tmp", dir=folder)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the file gets a new file's usual mode
     try:
         yield tmp
         if overwrite:
@@ -89,6 +90,15 @@ def atomic_write(path, overwrite: bool = True):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()  # read once, at import (os.umask can only be read by setting it)
 
 
 def _link_no_clobber(tmp: str, path: str) -> None:

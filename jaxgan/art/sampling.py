@@ -226,10 +226,22 @@ def load_sampler(workdir, step: int | None = None, devices=None) -> Sampler:
     elif step not in steps:
         raise UserError(f"no checkpoint for step {step} in {checkpoint.checkpoint_dir(workdir)}; "
                         f"available: {', '.join(map(str, sorted(steps)))}")
-    config, facts = checkpoint.restore_meta(manager, step)
-    generator, _ = build_models(config.model, facts["image_shape"], facts["num_classes"])
-    z = jnp.zeros((1, config.model.latent_dim), jnp.float32)
-    abstract = jax.eval_shape(lambda: generator.init(jax.random.key(0), z, jnp.zeros(1, jnp.int32)))
-    variables = checkpoint.restore_item(manager, step, "generator", abstract)
-    manager.close()
+    try:
+        config, facts = checkpoint.restore_meta(manager, step)
+        generator, _ = build_models(config.model, facts["image_shape"], facts["num_classes"])
+        z = jnp.zeros((1, config.model.latent_dim), jnp.float32)
+        abstract = jax.eval_shape(lambda: generator.init(jax.random.key(0), z,
+                                                         jnp.zeros(1, jnp.int32)))
+        variables = checkpoint.restore_item(manager, step, "generator", abstract)
+    except UserError:
+        raise
+    except Exception as error:  # damaged files, or this machine (memory, I/O): one line
+        others = sorted(set(steps) - {step})
+        what = "is damaged" if checkpoint.is_damage(error) else "cannot be read"
+        raise UserError(f"checkpoint of step {step} in {checkpoint.checkpoint_dir(workdir)} {what}: "
+                        f"{checkpoint.error_reason(error)}"
+                        + (f"; other steps: {', '.join(map(str, others))} (--step N)" if others
+                           else "")) from None
+    finally:
+        manager.close()
     return Sampler(config, facts, variables, step, devices)

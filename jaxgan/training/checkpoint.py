@@ -10,9 +10,11 @@ so a workdir alone is enough to rebuild the generator and sample from it.
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import re
 
 import jax
 import ml_collections
@@ -38,7 +40,10 @@ def make_manager(workdir, keep: int = 3, read_only: bool = False) -> ocp.Checkpo
         options = ocp.CheckpointManagerOptions(read_only=True, create=False,
                                                save_interval_steps=0, max_to_keep=None)
     else:
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+        # cleanup_tmp_directories: a save abandoned by a second Ctrl-C or a crash leaves an
+        # unfinished temporary folder; the next run removes it (it never counts as a step).
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                               cleanup_tmp_directories=True)
     return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=ITEMS)
 
 
@@ -70,10 +75,59 @@ def wait(manager: ocp.CheckpointManager) -> None:
 
 
 def _save_error(manager, error) -> UserError:
-    kept = manager.all_steps()
-    return UserError(f"could not write a checkpoint to {manager.directory}: "
-                     f"{type(error).__name__}: {error}. Intact checkpoints: "
-                     f"{', '.join(map(str, sorted(kept))) or 'none'}.")
+    return write_error(manager, f"a checkpoint to {manager.directory}", error)
+
+
+def write_error(manager, what: str, error: BaseException) -> UserError:
+    """The one message for any write that failed during training (disk full, file too large,
+    read-only, permissions): what, why, and the checkpoints that are intact to resume from."""
+    try:
+        manager.reload()  # what is on disk now, not what this manager remembers
+        kept = sorted(manager.all_steps())
+    except Exception:  # noqa: BLE001 - the listing itself failed: say so, claim nothing
+        kept = None
+    listed = ("unknown (the checkpoint folder cannot be read)" if kept is None else
+              ", ".join(map(str, kept)) or "none")
+    resume = f"; rerun the same command to resume from step {kept[-1]}" if kept else ""
+    return UserError(f"could not write {what}: {error_reason(error)}. Intact checkpoints: "
+                     f"{listed}{resume}.")
+
+
+_OS_ERROR_CODE = re.compile(r"os_error_code='?(\d+)")
+
+
+def error_reason(error: BaseException) -> str:
+    """A short reason: the OS's words for an OSError, also inside TensorStore's messages."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = " ".join(str(error).split())
+    code = _OS_ERROR_CODE.search(text)
+    if code:
+        return os.strerror(int(code.group(1)))
+    return f"{type(error).__name__}: {text[:200]}"
+
+
+def is_damage(error: BaseException) -> bool:
+    """Whether a restore failed because the checkpoint's files are missing, unreadable or
+    inconsistent (then an older checkpoint is used), rather than because of this machine or this
+    moment: out of memory, an I/O error, permissions, an interrupted read. Only damage moves a
+    checkpoint aside; anything else stops the run and moves nothing."""
+    if isinstance(error, (MemoryError, KeyboardInterrupt)):
+        return False
+    if isinstance(error, (FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+        return True
+    if isinstance(error, OSError):  # EIO, EACCES, ENOMEM, ...: the machine, not the files
+        return False
+    text = str(error)
+    if any(word in text for word in _NOT_DAMAGE):
+        return False
+    code = _OS_ERROR_CODE.search(text)
+    return code is None or int(code.group(1)) in (errno.ENOENT, errno.ENOTDIR)
+
+
+# TensorStore / XLA status words of failures that are not the checkpoint's fault.
+_NOT_DAMAGE = ("RESOURCE_EXHAUSTED", "Out of memory", "out of memory", "PERMISSION_DENIED",
+               "UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "ABORTED")
 
 
 def with_sharding(abstract_tree, sharding):
@@ -133,7 +187,11 @@ def restore_latest(manager, abstract_state_fn, mesh):
             restored = restore_item(manager, step, "state", target, mesh), saved_config, facts
         except UserError:
             raise
-        except Exception as error:  # a damaged checkpoint: truncated or missing files
+        except Exception as error:
+            if not is_damage(error):  # out of memory, I/O error, ...: stop, move nothing
+                raise UserError(f"could not read checkpoint {_step_path(manager, step)}: "
+                                f"{error_reason(error)}. It does not look damaged, so nothing was "
+                                "moved; fix the cause and rerun the same command.") from None
             first_line = (str(error).strip().splitlines() or [""])[0][:200]
             logging.warning("checkpoint %s (step %d) is unreadable (%s: %s); trying an older one",
                             _step_path(manager, step), step, type(error).__name__, first_line)

@@ -10,6 +10,7 @@ it is ever checkpointed.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -28,6 +29,7 @@ from jaxgan.errors import UserError
 from jaxgan.images import GRID_COLUMNS, auto_upscale, grid_labels, make_grid, provenance
 from jaxgan.models import generate_uint8
 from jaxgan.training import checkpoint
+from jaxgan.training.lock import WorkdirLock
 from jaxgan.training.pipeline import Pipeline
 from jaxgan.training.state import GAN
 from jaxgan.training.writers import Writers
@@ -40,16 +42,33 @@ class TrainingDiverged(UserError):
 
 
 def check_writable(workdir: str) -> None:
+    """Refuse a workdir that cannot take a write, before any data is loaded: a probe of a few KB
+    is written and flushed to disk (an empty file would pass on a full disk)."""
     try:
         os.makedirs(workdir, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=workdir):
-            pass
+        with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write-check-") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
     except OSError as error:
-        raise UserError(f"workdir {workdir} is not writable: {error.strerror}") from None
+        raise UserError(f"workdir {workdir} is not writable: {error.strerror or error}") from None
+
+
+@contextlib.contextmanager
+def write_errors(manager, what: str):
+    """The loop's one error path for writes (metrics, grids, checkpoints): a failure is one line
+    naming what could not be written and why, with the intact checkpoints."""
+    try:
+        yield
+    except OSError as error:
+        raise checkpoint.write_error(manager, what, error) from None
 
 
 class StopSignals:
-    """SIGTERM / SIGINT set a flag; the loop finishes its step, checkpoints and exits 0.
+    """SIGTERM, SIGINT and SIGHUP (a closed terminal or a dropped SSH session) set a flag; the
+    loop finishes its step, checkpoints and exits 0. A second signal while that is under way
+    raises KeyboardInterrupt at once: the run stops without waiting for the save in flight, which
+    is then never finalised (Orbax finalises by renaming; the next run removes the leftover).
 
     On several hosts JAX's own preemption notifier (started by jax.distributed) catches SIGTERM,
     and every host stops at the same step: the preemption sync point.
@@ -68,7 +87,9 @@ class StopSignals:
         return self.received is not None
 
     def __enter__(self):
-        for sig in () if self._multihost else (signal.SIGTERM, signal.SIGINT):
+        signals = (signal.SIGTERM, signal.SIGINT) + ((signal.SIGHUP,) if hasattr(signal, "SIGHUP")
+                                                      else ())
+        for sig in () if self._multihost else signals:
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread (e.g. a notebook worker): no handler
@@ -76,6 +97,8 @@ class StopSignals:
         return self
 
     def _handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt(f"a second {signal.Signals(signum).name}")
         self.received = signal.Signals(signum).name
 
     def __exit__(self, *exc):
@@ -140,18 +163,24 @@ def train_and_evaluate(config, workdir):
     workdir = os.path.abspath(os.fspath(workdir))
     mesh = mesh_lib.make_mesh()
     config_lib.check_for_devices(config, mesh.size)
-    dataset = data_lib.load(config.data)
-    try:
-        gan = GAN.build(config, dataset.image_shape, dataset.num_classes)
-        check_writable(workdir)
-        manager = checkpoint.make_manager(workdir, keep=config.checkpoint.keep)
+    check_writable(workdir)  # before the data: a full disk is not found out minutes later
+    lock = WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
+    with lock:
+        dataset = data_lib.load(config.data)
         try:
-            return _train(config, workdir, dataset, gan, mesh, manager)
+            gan = GAN.build(config, dataset.image_shape, dataset.num_classes)
+            manager = checkpoint.make_manager(workdir, keep=config.checkpoint.keep)
+            try:
+                return _train(config, workdir, dataset, gan, mesh, manager)
+            except KeyboardInterrupt:
+                manager = None  # a second stop signal: do not wait for the save in flight
+                raise
+            finally:
+                if manager is not None:
+                    checkpoint.wait(manager)
+                    manager.close()
         finally:
-            checkpoint.wait(manager)
-            manager.close()
-    finally:
-        dataset.close()
+            dataset.close()
 
 
 def _restore_or_create(config, dataset, gan: GAN, mesh, manager):
@@ -217,32 +246,47 @@ def _loop(config, workdir, state, step, pipeline, grids, writers, manager, facts
         bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}",
                         img_s=f"{images_per_sec:.0f}", refresh=False)
         if "log" in schedule.due(end):
-            writers.scalars(end, {**values, "images_per_sec": images_per_sec, "time": time.time()})
+            with write_errors(manager, f"the metrics of step {end} ({writers.describe()})"):
+                writers.scalars(end, {**values, "images_per_sec": images_per_sec,
+                                      "time": time.time()})
 
-    with StopSignals() as signals:
-        while step < num_steps:
-            end = schedule.next_boundary(step)
-            state, metrics = pipeline.advance(state, step, end - step)
-            if pending is not None:
-                finish(pending)
-            pending, step = (step, end, metrics), end
-            stop = signals.stop_requested(end)
-            due = schedule.due(end)
-            if stop or due - {"log"}:
-                finish(pending)  # the state is known good before anything is written from it
-                pending = None
-                if "grid" in due:
-                    writers.grid(end, grids.image(state), provenance(end))
-                if stop or "checkpoint" in due:
-                    checkpoint.save(manager, state, config, facts)
-                    last_saved = end
-            if stop:
-                bar.close()
-                print(f"Received {signals.received}: saved a checkpoint at step {end} in "
-                      f"{checkpoint.checkpoint_dir(workdir)}; rerun the same command to resume.")
-                return state
-    bar.close()
+    try:
+        with StopSignals() as signals:
+            while step < num_steps:
+                end = schedule.next_boundary(step)
+                state, metrics = pipeline.advance(state, step, end - step)
+                if pending is not None:
+                    finish(pending)
+                pending, step = (step, end, metrics), end
+                stop = signals.stop_requested(end)
+                due = schedule.due(end)
+                if stop or due - {"log"}:
+                    finish(pending)  # the state is known good before anything is written from it
+                    pending = None
+                    if "grid" in due:
+                        with write_errors(manager, f"the sample grid of step {end} to "
+                                                   f"{writers.samples_dir}"):
+                            writers.grid(end, grids.image(state), provenance(end))
+                    if stop or "checkpoint" in due:
+                        checkpoint.save(manager, state, config, facts)
+                        last_saved = end
+                if stop:
+                    bar.close()
+                    _say(f"Received {signals.received}: saved a checkpoint at step {end} in "
+                         f"{checkpoint.checkpoint_dir(workdir)}; rerun the same command to resume.")
+                    return state
+    finally:
+        bar.close()  # an error message then starts on a line of its own
     if writers.is_main:
-        print(f"Done: step {last_saved} checkpoint in {checkpoint.checkpoint_dir(workdir)}; "
-              f"sample grid {writers.last_grid}; metrics {writers.describe()}.")
+        _say(f"Done: step {last_saved} checkpoint in {checkpoint.checkpoint_dir(workdir)}; "
+             f"sample grid {writers.last_grid}; metrics {writers.describe()}.")
     return state
+
+
+def _say(line: str) -> None:
+    """Print, unless the terminal is gone (SIGHUP: a closed SSH session): the run's result is in
+    the workdir either way."""
+    try:
+        print(line, flush=True)
+    except OSError:
+        pass

@@ -18,8 +18,20 @@ class JsonlWriter:
         self.path = os.path.join(workdir, "metrics.jsonl")
 
     def scalars(self, step: int, values: dict) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"step": step, **values}) + "\n")
+        """Appends one whole line, or nothing: a failed write (a full disk) is cut back off, so
+        the file never ends in half a line."""
+        line = memoryview((json.dumps({"step": step, **values}) + "\n").encode())
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            end = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                while line:
+                    line = line[os.write(fd, line):]
+            except OSError:
+                os.ftruncate(fd, end)
+                raise
+        finally:
+            os.close(fd)
 
     def image(self, step: int, path: str, image_HWC, text: dict) -> None:
         pass  # the grid PNG itself is written by Writers.image
