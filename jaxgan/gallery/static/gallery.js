@@ -53,17 +53,20 @@ function render(summary) {
       button.addEventListener("click", () => { select(i); rate(i, value); });
       buttons.appendChild(button);
     }
-    for (const [kind, label, title] of [["favourite", "♥", "favourite (f)"],
-                                        ["copied", "⎘", "looks copied (c)"]]) {
+    figure.appendChild(buttons);
+    const flags = document.createElement("div");
+    flags.className = "buttons flags";
+    for (const [kind, label, title] of [["favourite", "♥ favourite", "favourite (f)"],
+                                        ["copied", "looks copied", "looks copied from the training data (c)"]]) {
       const button = document.createElement("button");
       button.type = "button";
       button.className = `flag ${kind}`;
       button.textContent = label;
       button.title = title;
       button.addEventListener("click", () => { select(i); toggle(i, kind); });
-      buttons.appendChild(button);
+      flags.appendChild(button);
     }
-    figure.appendChild(buttons);
+    figure.appendChild(flags);
     img.addEventListener("click", () => select(i));
     section.querySelector(".grid").appendChild(figure);
   });
@@ -147,17 +150,31 @@ function toggle(i, kind) {
   return judge(i, kind, !on);
 }
 
-function columns() {
-  const grid = card(selected).parentElement;
-  return Math.max(1, getComputedStyle(grid).gridTemplateColumns.split(" ").length);
+// The card visually above or below the selected one (rows wrap with the window's width).
+function vertical(direction) {
+  const here = card(selected).getBoundingClientRect();
+  let best = selected, bestKey = null;
+  images.forEach((_, i) => {
+    const box = card(i).getBoundingClientRect();
+    const rowGap = direction * (box.top - here.top);
+    if (rowGap < 5) return;
+    const key = [rowGap, Math.abs(box.left - here.left)];
+    if (bestKey === null || key[0] < bestKey[0] - 5 ||
+        (Math.abs(key[0] - bestKey[0]) <= 5 && key[1] < bestKey[1])) {
+      best = i;
+      bestKey = key;
+    }
+  });
+  return best;
 }
 
 document.addEventListener("keydown", (event) => {
   if (typing(event) || event.ctrlKey || event.metaKey || event.altKey) return;
   if (!images.length) return;
-  const moves = {ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns(), ArrowUp: -columns()};
-  if (event.key in moves) {
-    select(Math.min(images.length - 1, Math.max(0, selected + moves[event.key])));
+  if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
+    select(Math.min(images.length - 1, Math.max(0, selected + (event.key === "ArrowRight" ? 1 : -1))));
+  } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    select(vertical(event.key === "ArrowDown" ? 1 : -1));
   } else if (/^[1-5]$/.test(event.key)) {
     rate(selected, Number(event.key));
   } else if (event.key === "f") {
