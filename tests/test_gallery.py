@@ -101,12 +101,12 @@ def test_summary_counts_latest_rating_and_first_trial_answer():
     assert summary.raters == 2 and summary.judgements == len(rows)
     assert (summary.ratings["0"].n, summary.ratings["0"].mean) == (2, 4.5)
     assert (summary.ratings["1"].n, summary.ratings["1"].mean) == (1, 1.0)
-    assert (summary.ratings["all"].n, summary.ratings["all"].mean) == (3, pytest.approx(10 / 3))
-    assert summary.raters_per_class == {"0": 2, "1": 1, "all": 2}
-    fooled = summary.fooled_generated["all"]
+    assert (summary.ratings[report.ALL].n, summary.ratings[report.ALL].mean) == (3, pytest.approx(10 / 3))
+    assert summary.raters_per_class == {"0": 2, "1": 1, report.ALL: 2}
+    fooled = summary.fooled_generated[report.ALL]
     assert (fooled.k, fooled.n) == (2, 3)
     assert (summary.fooled_generated["0"].k, summary.fooled_generated["0"].n) == (2, 2)
-    assert (summary.fooled_real["all"].k, summary.fooled_real["all"].n) == (1, 2)
+    assert (summary.fooled_real[report.ALL].k, summary.fooled_real[report.ALL].n) == (1, 2)
     assert (summary.hype_error.k, summary.hype_error.n) == (3, 5)
     assert [(row["image_id"], count) for row, count in summary.favourites] == [("a", 2)]
     assert [(row["image_id"], count) for row, count in summary.copied] == [("b", 1)]
@@ -128,6 +128,7 @@ def test_image_set_is_a_pure_function_of_step_and_seed(run, gallery, tmp_path):
     # a "restarted" server (a new Gallery on the same run) serves the same bytes under each id
     again = Gallery(sampler, tmp_path, seed=0, num=20, num_trials=6)
     assert again.png == gallery.png and again.real_png == gallery.real_png
+    assert again.trial_generated_png == gallery.trial_generated_png
     assert [im.id for im in again.images] == [im.id for im in gallery.images]
 
 
@@ -252,6 +253,11 @@ def test_trials_first_answer_counts_and_score(gallery, base):
     rows = gallery.store.trials("dave", gallery.step)
     assert len(rows) == 6 and {r["source"] for r in rows} == {"real", "generated"}
     assert all((r["real_index"] is None) == (r["source"] == "generated") for r in rows)
+    # generated trial images are never the gallery's own (a rater may have just seen those)
+    trial_seeds = {r["seed"] for r in rows if r["source"] == "generated"}
+    assert trial_seeds and trial_seeds.isdisjoint({im.seed for im in gallery.images})
+    gallery_files = set(gallery.png)
+    assert not any(gallery.trial_png("dave", t.position) in gallery_files for t in plan)
 
 
 def test_concurrent_raters_lose_nothing(gallery, base):

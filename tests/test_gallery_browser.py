@@ -146,11 +146,11 @@ def test_two_raters_trials_reload_report(gallery, browser, tmp_path):
     # and what the report makes of it
     summary = report.summarise(gallery.store.rows())
     values = list(ann_ratings.values()) + [5 - i % 5 for i in range(10)]
-    assert summary.raters == 2 and summary.ratings["all"].n == 20
-    assert summary.ratings["all"].mean == pytest.approx(sum(values) / 20)
+    assert summary.raters == 2 and summary.ratings[report.ALL].n == 20
+    assert summary.ratings[report.ALL].mean == pytest.approx(sum(values) / 20)
     trials = [(t.source, said[t.position]) for t in plan]
     fooled = sum(s == "generated" and a == "real" for s, a in trials)
-    assert (summary.fooled_generated["all"].k, summary.fooled_generated["all"].n) == (fooled, 5)
+    assert (summary.fooled_generated[report.ALL].k, summary.fooled_generated[report.ALL].n) == (fooled, 5)
     assert summary.hype_error.k == NUM_TRIALS - correct
     assert [row["image_id"] for row, _ in summary.copied] == [gallery.images[3].id]
     for name in ("gallery", "trial", "score", "reloaded", "second_rater"):

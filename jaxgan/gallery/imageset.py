@@ -18,6 +18,9 @@ from PIL import Image
 from jaxgan import data as data_lib
 
 SEED_STRIDE = 1_000_000  # gallery seed k shows noise seeds k*STRIDE, k*STRIDE+1, ...
+# Generated images in the blind trials come from seeds k*STRIDE + TRIAL_SEED_OFFSET on: never
+# the gallery's own images, which a rater may just have seen (and could recognise).
+TRIAL_SEED_OFFSET = SEED_STRIDE // 2
 MIN_DISPLAY_PIXELS = 128  # images are enlarged (nearest neighbour, whole factors) to at least this
 IMAGE_ID = re.compile(r"^s(\d{1,10})-c(\d{1,5}|u)-n(\d{1,10})$")
 
@@ -35,11 +38,12 @@ def image_id(step: int, class_index: int | None, seed: int) -> str:
     return f"s{step}-c{'u' if class_index is None else class_index}-n{seed}"
 
 
-def gallery_images(step: int, seed: int, num: int, class_names) -> list[GalleryImage]:
+def gallery_images(step: int, seed: int, num: int, class_names,
+                   for_trials: bool = False) -> list[GalleryImage]:
     """`num` images, grouped by class (as equal shares as `num` allows, lower classes first),
-    with consecutive noise seeds from seed * SEED_STRIDE."""
+    with consecutive noise seeds from seed * SEED_STRIDE (+ TRIAL_SEED_OFFSET for the trials)."""
     class_names = tuple(class_names)
-    first = seed * SEED_STRIDE
+    first = seed * SEED_STRIDE + (TRIAL_SEED_OFFSET if for_trials else 0)
     if not class_names:
         return [GalleryImage(image_id(step, None, first + i), first + i, None, None, step)
                 for i in range(num)]

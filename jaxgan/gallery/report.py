@@ -23,7 +23,7 @@ import scipy.stats
 
 from jaxgan.gallery import store as store_lib
 
-ALL = "all"
+ALL = None  # the key of the overall figures (None: no class name can clash with it)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +139,8 @@ def format_report(report: Report) -> list[str]:
              f"{'class':<14} {'raters':>6} {'ratings':>7}  {'mean rating':<20} "
              f"{'generated judged real':<30} {'real judged generated':<30}"]
     for c in [k for k in report.ratings if k != ALL] + [ALL]:
-        lines.append(f"{c[:14]:<14} {report.raters_per_class[c]:>6} {report.ratings[c].n:>7}  "
+        name = "all" if c is ALL else c
+        lines.append(f"{name[:14]:<14} {report.raters_per_class[c]:>6} {report.ratings[c].n:>7}  "
                      f"{_fmt_mean(report.ratings[c]):<20} "
                      f"{_fmt_prop(report.fooled_generated[c]):<30} "
                      f"{_fmt_prop(report.fooled_real[c]):<30}".rstrip())

@@ -72,9 +72,11 @@ class Gallery:
         self.by_id = {image.id: (i, image) for i, image in enumerate(self.images)}
         self.scale = imageset.display_scale(sampler.image_shape[0])
         self._generate_lock = threading.Lock()  # one generator call at a time
-        pixels = self._generate([im.seed for im in self.images],
-                                [im.class_index for im in self.images])
-        self.png = [imageset.png_bytes(p, self.scale) for p in pixels]
+        self.png = self._pngs(self.images)
+        # the trials' generated images: as many as the gallery's, same classes, other seeds
+        self.trial_images = imageset.gallery_images(self.step, seed, num, sampler.class_names,
+                                                    for_trials=True)
+        self.trial_generated_png = self._pngs(self.trial_images)
         if real is None:
             real = imageset.load_real_images(sampler.config.data, self.images, seed, self.step)
         self.real_rows, real_pixels, self.real_labels = real
@@ -82,6 +84,10 @@ class Gallery:
         self.store = store_lib.Store(store_lib.db_path(self.workdir))
         self.made: list[Made] = []
         self._made_lock = threading.Lock()
+
+    def _pngs(self, images) -> list[bytes]:
+        pixels = self._generate([im.seed for im in images], [im.class_index for im in images])
+        return [imageset.png_bytes(p, self.scale) for p in pixels]
 
     def _generate(self, seeds, classes, truncation: float = 1.0) -> np.ndarray:
         labels = None if self.sampler.num_classes == 0 else list(classes)
@@ -107,7 +113,7 @@ class Gallery:
 
     def plan(self, rater: str):
         return imageset.trial_plan(rater, self.seed, self.step, self.num_trials,
-                                   len(self.real_png), len(self.images))
+                                   len(self.real_png), len(self.trial_images))
 
     def trial(self, rater: str, position: int) -> imageset.Trial:
         if not 0 <= position < self.num_trials:
@@ -116,7 +122,7 @@ class Gallery:
 
     def trial_png(self, rater: str, position: int) -> bytes:
         trial = self.trial(rater, position)
-        return (self.real_png if trial.source == "real" else self.png)[trial.index]
+        return (self.real_png if trial.source == "real" else self.trial_generated_png)[trial.index]
 
     def state(self, rater: str) -> dict:
         return self.store.current(rater, self.step)
@@ -144,7 +150,7 @@ class Gallery:
             class_index = label if self.sampler.num_classes else None
             fields = dict(seed=None, real_index=int(self.real_rows[trial.index]))
         else:
-            image = self.images[trial.index]
+            image = self.trial_images[trial.index]
             class_index = image.class_index
             fields = dict(seed=image.seed, real_index=None)
         class_name = None if class_index is None else self.sampler.class_names[class_index]
@@ -250,6 +256,7 @@ def _static(name: str) -> bytes:
 class Handler(http.server.BaseHTTPRequestHandler):
     gallery: Gallery           # set by make_server
     allowed_hosts: frozenset | None
+    timeout = 60               # seconds a connection may sit idle or half-sent
     server_version = "jaxgan-gallery"
     sys_version = ""
     protocol_version = "HTTP/1.1"
