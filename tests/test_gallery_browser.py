@@ -2,8 +2,6 @@
 package) driven by Playwright. Two raters, keyboard and mouse, blind trials, a reload; then the
 SQLite rows and the report. Screenshots of each page go to the test's tmp folder."""
 import os
-import pathlib
-import shutil
 import sqlite3
 
 import pytest
@@ -155,6 +153,3 @@ def test_two_raters_trials_reload_report(gallery, browser, tmp_path):
     assert [row["image_id"] for row, _ in summary.copied] == [gallery.images[3].id]
     for name in ("gallery", "trial", "score", "reloaded", "second_rater"):
         assert (shots / f"{name}.png").stat().st_size > 5000
-    docs_copy = os.environ.get("JAXGAN_GALLERY_SCREENSHOT")
-    if docs_copy:  # refresh the README's screenshot: JAXGAN_GALLERY_SCREENSHOT=docs/gallery.png
-        shutil.copy(shots / "gallery.png", pathlib.Path(docs_copy))

@@ -5,6 +5,11 @@ let state = {};           // image id -> {rating, favourite, copied} for this ra
 let selected = 0;
 let step = 0;
 
+// "impressionism", or "class 7" where class names are bare numbers (digits)
+function className(image) {
+  return /^\d+$/.test(image.class_name) ? `class ${image.class_name}` : image.class_name;
+}
+
 function card(i) {
   return document.querySelector(`.card[data-index="${i}"]`);
 }
@@ -38,8 +43,12 @@ function render(summary) {
     img.width = img.height = summary.display_size;
     figure.appendChild(img);
     const caption = document.createElement("figcaption");
-    const cls = image.class_name === null ? "" : ` · ${image.class_name}`;
-    caption.textContent = `seed ${image.seed}${cls} · step ${step}`;
+    const cls = image.class_name === null ? "" : ` · ${className(image)}`;
+    for (const text of [`seed ${image.seed}${cls}`, `step ${step}`]) {
+      const line = document.createElement("span");
+      line.textContent = text;
+      caption.appendChild(line);
+    }
     figure.appendChild(caption);
     const buttons = document.createElement("div");
     buttons.className = "buttons";
@@ -97,7 +106,7 @@ function refreshAll() {
     for (const image of favourites) {
       const option = document.createElement("option");
       option.value = image.id;
-      option.textContent = `seed ${image.seed}${image.class_name === null ? "" : " · " + image.class_name}`;
+      option.textContent = `seed ${image.seed}${image.class_name === null ? "" : " · " + className(image)}`;
       select.appendChild(option);
     }
     if (favourites.some((image) => image.id === previous)) select.value = previous;
