@@ -322,3 +322,34 @@ def test_serve_cli_rejects_bad_flags(run, capsys):
     assert "--num must be 1-1024" in capsys.readouterr().err
     assert cli.main(["--workdir", str(workdir / "nothing")]) == 1
     assert "no checkpoint found" in capsys.readouterr().err
+
+
+KILLED_WRITER = """
+import sys
+from jaxgan.gallery import store as store_lib
+store = store_lib.Store(sys.argv[1])
+for k in range(100000):
+    store.add(store_lib.Judgement("kim", "rating", "s2-c0-n0", "generated", 0, 0, "0", 2, None,
+                                  1 + k % 5), f"killed-{k:06d}")
+    print(k, flush=True)  # acknowledged: committed
+"""
+
+
+def test_acknowledged_judgements_survive_a_kill(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    path = tmp_path / "ratings.sqlite"
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path)],
+                              stdout=subprocess.PIPE, text=True)
+    acknowledged = -1
+    while acknowledged < 40:
+        acknowledged = int(writer.stdout.readline())
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(10)
+    acknowledged = max([acknowledged] + [int(line) for line in writer.stdout.read().split()])
+    store = store_lib.Store(path)
+    rows = store.rows()
+    # everything acknowledged is there, at most the one in flight besides, no gaps, no doubles
+    assert acknowledged + 1 <= len(rows) <= acknowledged + 2
+    assert [r["nonce"] for r in rows] == [f"killed-{k:06d}" for k in range(len(rows))]
