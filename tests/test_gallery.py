@@ -273,7 +273,7 @@ def test_concurrent_raters_lose_nothing(gallery, base):
 
 
 def test_redraw_and_walk_saved_with_provenance(gallery, base):
-    from jaxgan import watermark
+    from jaxgan.art import watermark
     status, made = call(base, "POST", "/api/redraw", {"image": gallery.images[0].id, "truncation": 0.5})
     assert status == 200
     image = Image.open(made["path"])

@@ -14,7 +14,7 @@ import re
 import numpy as np
 from PIL import Image
 
-# The training data's loader, imported here only (its module moves in the package layout).
+# The training data's loader, imported here only.
 from jaxgan import data as data_lib
 
 SEED_STRIDE = 1_000_000  # gallery seed k shows noise seeds k*STRIDE, k*STRIDE+1, ...

@@ -1,0 +1,1 @@
+"""Evaluation of generators (feature extractors and metrics): the evaluation issue fills it."""
