@@ -93,7 +93,7 @@ def report(args) -> None:
             import jaxgan
             out = os.path.join(sheets, name)
             report_lib.contact_sheet(args.workdir, flagged, out, jaxgan.load_sampler)
-            print(f"Wrote {out}: {len(flagged)} images.")
+            print(f"Wrote {out}: {len(flagged)} image{'s' if len(flagged) != 1 else ''}.")
     if args.csv:
         report_lib.write_csv(rows, args.csv)
         print(f"Wrote {args.csv}: {len(rows)} judgements.")

@@ -137,7 +137,7 @@ def format_report(report: Report) -> list[str]:
              "Ratings (1-5; each rater's latest per image), mean [95% CI]; blind trials: fooling "
              "rate [95% Wilson] (count)",
              f"{'class':<14} {'raters':>6} {'ratings':>7}  {'mean rating':<20} "
-             f"{'generated judged real':<30} {'real judged generated':<30}"]
+             f"{'generated judged real':<30} real judged generated"]
     for c in [k for k in report.ratings if k != ALL] + [ALL]:
         name = "all" if c is ALL else c
         lines.append(f"{name[:14]:<14} {report.raters_per_class[c]:>6} {report.ratings[c].n:>7}  "
