@@ -9,7 +9,8 @@ is read from the newest row.
 Concurrency: every request opens its own connection (sqlite3 connections must not be shared
 between threads without care, and opening one costs ~0.1 ms); WAL mode lets readers run beside
 the one writer, `BEGIN IMMEDIATE` takes the write lock up front (so two writers never deadlock
-upgrading a read lock), and `busy_timeout` makes a writer wait for the lock instead of failing.
+upgrading a read lock), and `busy_timeout` makes a writer wait for the lock instead of failing
+(another process, e.g. the report); within the server, writers queue on a Python lock.
 Each judgement carries a client-made `nonce` with a UNIQUE constraint: a request the browser
 retries (or a double click) is stored once.
 """
@@ -19,6 +20,7 @@ import contextlib
 import dataclasses
 import os
 import sqlite3
+import threading
 import time
 
 DB_NAME = "ratings.sqlite"
@@ -74,9 +76,14 @@ def db_path(workdir) -> str:
 class Store:
     def __init__(self, path):
         self.path = os.fspath(path)
-        with contextlib.closing(self._connect()) as connection:
-            connection.execute("PRAGMA journal_mode=WAL")  # persistent: set once per file
-            connection.executescript(SCHEMA)
+        # Held open for the store's life: when the last connection to a WAL database closes,
+        # SQLite checkpoints and deletes the WAL, which would otherwise happen after every request.
+        # Writers of this process queue on a lock: SQLite's own busy handler polls with growing
+        # sleeps (up to 100 ms), so 20 writers contending through it alone see second-long tails.
+        self._write_lock = threading.Lock()
+        self._keeper = self._connect()
+        self._keeper.execute("PRAGMA journal_mode=WAL")  # persistent: set once per file
+        self._keeper.executescript(SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves.
@@ -110,7 +117,7 @@ class Store:
         row = dataclasses.asdict(judgement)
         row.update(nonce=nonce, time=time.time() if now is None else now)
         names = ", ".join(row)
-        with self._transaction() as connection:
+        with self._write_lock, self._transaction() as connection:
             if connection.execute("SELECT 1 FROM judgements WHERE nonce = ?", (nonce,)).fetchone():
                 return False
             try:
@@ -121,6 +128,9 @@ class Store:
                     raise AlreadyAnswered(judgement.image_id) from error
                 raise
         return True
+
+    def close(self) -> None:
+        self._keeper.close()
 
     def rows(self, where: str = "", params: tuple = ()) -> list[dict]:
         """All judgements (oldest first) as dicts of COLUMNS, optionally filtered by SQL `where`."""
