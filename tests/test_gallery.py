@@ -292,6 +292,12 @@ def test_report_cli(run, tmp_path, capsys):
     empty = tmp_path / "empty"
     assert cli.main(["report", "--workdir", str(empty)]) == 1
     assert "no judgements yet" in capsys.readouterr().err
+    empty.mkdir()
+    (empty / "ratings.sqlite").write_bytes(b"not a database, just bytes" * 100)
+    assert cli.main(["report", "--workdir", str(empty)]) == 1
+    assert "cannot open the judgements in" in capsys.readouterr().err
+    assert cli.main(["report", "--workdir", str(tmp_path), "--csv", str(tmp_path / "no" / "x.csv")]) == 1
+    assert "its folder does not exist" in capsys.readouterr().err
     store = store_lib.Store(store_lib.db_path(tmp_path))
     image = imageset.gallery_images(2, 0, 20, [str(d) for d in range(10)])
     for k, (rater, im, value) in enumerate([("ann", 0, 5), ("bob", 0, 3), ("ann", 2, 4)]):

@@ -79,6 +79,8 @@ def serve(args) -> None:
 
 def report(args) -> None:
     from jaxgan.gallery import report as report_lib, store as store_lib
+    if args.csv and not os.path.isdir(os.path.dirname(os.path.abspath(args.csv))):
+        raise UserError(f"--csv {args.csv}: its folder does not exist")
     path = store_lib.db_path(args.workdir)
     if not os.path.exists(path):
         raise UserError(f"no judgements yet: {path} does not exist (start the gallery first)")
@@ -86,17 +88,21 @@ def report(args) -> None:
     summary = report_lib.summarise(rows)
     for line in report_lib.format_report(summary):
         print(line)
+    if args.csv:
+        report_lib.write_csv(rows, args.csv)
+        print(f"Wrote {args.csv}: {len(rows)} judgements.")
     sheets = args.sheets or os.path.join(args.workdir, "gallery")
     for name, flagged in (("favourites.png", summary.favourites),
                           ("looks_copied.png", summary.copied)):
         if flagged:
             import jaxgan
             out = os.path.join(sheets, name)
-            report_lib.contact_sheet(args.workdir, flagged, out, jaxgan.load_sampler)
+            try:
+                report_lib.contact_sheet(args.workdir, flagged, out, jaxgan.load_sampler)
+            except UserError as error:  # e.g. the checkpoint of those judgements was deleted
+                print(f"Cannot draw {name}: {error}")
+                continue
             print(f"Wrote {out}: {len(flagged)} image{'s' if len(flagged) != 1 else ''}.")
-    if args.csv:
-        report_lib.write_csv(rows, args.csv)
-        print(f"Wrote {args.csv}: {len(rows)} judgements.")
 
 
 def main(argv=None) -> int:

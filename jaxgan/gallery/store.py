@@ -23,6 +23,8 @@ import sqlite3
 import threading
 import time
 
+from jaxgan.errors import UserError
+
 DB_NAME = "ratings.sqlite"
 KINDS = ("rating", "favourite", "copied", "trial")
 BUSY_TIMEOUT_MS = 10_000
@@ -81,9 +83,12 @@ class Store:
         # Writers of this process queue on a lock: SQLite's own busy handler polls with growing
         # sleeps (up to 100 ms), so 20 writers contending through it alone see second-long tails.
         self._write_lock = threading.Lock()
-        self._keeper = self._connect()
-        self._keeper.execute("PRAGMA journal_mode=WAL")  # persistent: set once per file
-        self._keeper.executescript(SCHEMA)
+        try:
+            self._keeper = self._connect()
+            self._keeper.execute("PRAGMA journal_mode=WAL")  # persistent: set once per file
+            self._keeper.executescript(SCHEMA)
+        except sqlite3.Error as error:  # not an SQLite file, read-only folder, ...
+            raise UserError(f"cannot open the judgements in {self.path}: {error}") from None
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves.
