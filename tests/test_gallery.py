@@ -359,3 +359,25 @@ def test_acknowledged_judgements_survive_a_kill(tmp_path):
     # everything acknowledged is there, at most the one in flight besides, no gaps, no doubles
     assert acknowledged + 1 <= len(rows) <= acknowledged + 2
     assert [r["nonce"] for r in rows] == [f"killed-{k:06d}" for k in range(len(rows))]
+
+
+def test_real_images_of_a_folder_are_the_pixels_training_sees(tmp_path):
+    """Only the shown rows are decoded, and they equal the rows of the training loader's set."""
+    from conftest import tiny_config
+
+    from jaxgan import data as data_lib
+    rng = np.random.default_rng(0)
+    for name, count in (("cats", 5), ("dogs", 7)):
+        (tmp_path / name).mkdir()
+        for i in range(count):
+            size = (int(rng.integers(20, 60)), int(rng.integers(20, 60)))
+            Image.fromarray(rng.integers(0, 256, (*size, 3), np.uint8)).save(tmp_path / name / f"{i}.png")
+    config = tiny_config("folder", **{"data.resolution": 16})
+    config.data.source = f"folder:{tmp_path}"
+    shown = imageset.gallery_images(4, 0, 6, ("cats", "dogs"))
+    rows, pixels, labels = imageset.load_real_images(config.data, shown, seed=0, step=4)
+    assert pixels.shape == (6, 16, 16, 3) and list(labels) == [0, 0, 0, 1, 1, 1]
+    whole = data_lib.load(config.data)  # what training holds in memory
+    np.testing.assert_array_equal(pixels, whole.images[np.asarray(rows)])
+    np.testing.assert_array_equal(labels, whole.labels[np.asarray(rows)])
+    assert config.data.host_cache_mb == 4096  # the caller's config is left as it was

@@ -6,9 +6,11 @@ trial sequence.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import io
+import logging
 import re
 
 import numpy as np
@@ -113,8 +115,20 @@ def real_pool_indices(labels: np.ndarray, images: list[GalleryImage], seed: int,
 
 def load_real_images(data_config, images: list[GalleryImage], seed: int, step: int):
     """(rows, uint8 images (N, H, W, C), labels) from the run's own data source, at the training
-    resolution, prepared exactly as training saw them (the same loader)."""
-    dataset = data_lib.load(data_config)
+    resolution, prepared exactly as training saw them (the same loader).
+
+    The loader is told the set does not fit in host memory (host_cache_mb=0), so a folder or TFDS
+    set is only scanned, and just the rows shown are decoded, not the whole set.
+    """
+    data_config = copy.deepcopy(data_config)
+    data_config.host_cache_mb = 0
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the loader's notes are for training ("decoded as training needs")
+    try:
+        dataset = data_lib.load(data_config)
+    finally:
+        root.setLevel(level)
     try:
         rows = real_pool_indices(dataset.labels, images, seed, step)
         pixels = np.asarray(dataset.images[np.asarray(rows)])
