@@ -127,6 +127,7 @@ def test_two_raters_trials_reload_report(gallery, browser, tmp_path):
             wait_rated(ann, i, ann_ratings[gallery.images[i].id])
         assert ann.inner_text("#progress") == "Rated 10 of 20."
         ann.screenshot(path=shots / "reloaded.png", full_page=True)
+        bob.wait_for_load_state("networkidle")
         bob.screenshot(path=shots / "second_rater.png", full_page=True)
         assert ann_errors == [] and bob_errors == []
 

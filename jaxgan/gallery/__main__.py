@@ -69,6 +69,9 @@ def serve(args) -> None:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(f"Gallery of {args.workdir} (step {sampler.step}) at http://{shown}:{port}/  "
           f"(judgements: {os.path.join(args.workdir, 'ratings.sqlite')}; Ctrl-C stops)", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"Listening on {args.host}: anyone who can reach this machine can rate and read "
+              "the images (there is no login).", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -134,29 +134,36 @@ function needRater() {
   return name;
 }
 
+// Shown at once (fast typing never waits for the server), undone if the server refuses.
 async function judge(i, kind, value) {
   const rater = needRater();
   if (!rater) return false;
   const image = images[i];
+  const entry = state[image.id] || (state[image.id] = {});
+  const before = entry[kind];
+  entry[kind] = kind === "rating" ? value : Number(value);
+  refreshAll();
   try {
     await postJSON("/api/judge", {rater, image: image.id, kind, value, nonce: nonce()});
   } catch (error) {
+    if (before === undefined) delete entry[kind]; else entry[kind] = before;
+    refreshAll();
     showStatus(`Not saved: ${error.message}`, true);
     return false;
   }
-  state[image.id] = Object.assign(state[image.id] || {}, {[kind]: kind === "rating" ? value : Number(value)});
-  refreshAll();
   showStatus(`Saved: ${kind} of seed ${image.seed}.`, false);
   return true;
 }
 
-async function rate(i, value) {
-  if (await judge(i, "rating", value) && i === selected) select(Math.min(i + 1, images.length - 1));
+function rate(i, value) {
+  if (!needRater()) return;
+  if (i === selected) select(Math.min(i + 1, images.length - 1));
+  judge(i, "rating", value);
 }
 
 function toggle(i, kind) {
   const on = (state[images[i].id] || {})[kind] === 1;
-  return judge(i, kind, !on);
+  judge(i, kind, !on);
 }
 
 // The card visually above or below the selected one (rows wrap with the window's width).
