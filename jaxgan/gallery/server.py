@@ -353,7 +353,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise RequestError(415, "Content-Type must be application/json")
         try:
             body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: [[[[...
             raise RequestError(400, "the body is not valid JSON") from None
         if not isinstance(body, dict):
             raise RequestError(400, "the body must be a JSON object")
