@@ -74,9 +74,13 @@ def rater(port: int, k: int, image_ids, ratings: int, deadline: float):
         body = json.dumps({"rater": f"rater{k:02d}", "image": image, "kind": "rating",
                            "value": value, "nonce": nonce})
         start = time.perf_counter()
-        connection.request("POST", "/api/judge", body, {"Content-Type": "application/json"})
-        response = connection.getresponse()
-        answer = response.read()
+        try:
+            connection.request("POST", "/api/judge", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            answer = response.read()
+        except OSError as error:  # counted, not retried: a lost request is what we look for
+            errors.append(f"rating {i}: {type(error).__name__}: {error}")
+            break
         latencies.append(time.perf_counter() - start)
         if response.status != 200 or json.loads(answer) != {"stored": True}:
             errors.append(f"{response.status} {answer[:200]!r}")

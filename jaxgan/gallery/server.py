@@ -416,14 +416,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: a class of 20 raters opening the page at once
+    # (or a busy machine slow to accept) would see connections reset.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 def make_server(gallery: Gallery, host: str = "127.0.0.1", port: int = 8765):
     """A ThreadingHTTPServer for `gallery` (port 0: any free port; see server.server_address)."""
-    server = http.server.ThreadingHTTPServer((host, port), None)
+    server = _Server((host, port), None)
     actual_port = server.server_address[1]
     allowed = None
     if host in LOOPBACK:  # a server exposed on purpose (--host 0.0.0.0) takes any Host header
         allowed = frozenset(f"{name}:{actual_port}" for name in ("127.0.0.1", "localhost", "[::1]"))
     server.RequestHandlerClass = type("GalleryHandler", (Handler,),
                                       {"gallery": gallery, "allowed_hosts": allowed})
-    server.daemon_threads = True
     return server
