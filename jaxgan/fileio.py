@@ -14,14 +14,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
 import unicodedata
 
 from PIL import Image
-
-from jaxgan.errors import UserError
 
 # Pillow's format IDs of the raster formats jaxgan reads (README "Your own data"). Not in the list,
 # on purpose: EPS (runs Ghostscript), PDF, WMF/EMF (delegated to the OS), MPEG, and the scientific
@@ -42,19 +41,19 @@ def open_raster(f) -> Image.Image:
     return Image.open(f, formats=raster_formats())
 
 
-def open_regular(path: str):
-    """An open binary file, refused (UserError) unless `path` is a regular file.
+class NotRegularFile(OSError):
+    """A path that is a FIFO, a device, a socket or a folder where a file was expected."""
 
-    Opened non-blocking and checked with fstat on the open descriptor, so neither a FIFO (whose
-    open would wait for a writer) nor a file swapped for one after a check can block the read.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as e:
-        raise UserError(f"cannot read {printable(path)}: {e.strerror or e}") from None
+
+def open_regular(path: str):
+    """An open binary file; OSError (NotRegularFile: "not a regular file") unless `path` is a
+    regular file. Opened non-blocking and checked with fstat on the open descriptor, so neither a
+    FIFO (whose open would wait for a writer) nor a file swapped for one after a check can block
+    the read."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise UserError(f"cannot read {printable(path)}: not a regular file")
+            raise NotRegularFile(errno.EINVAL, "not a regular file")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")

@@ -11,7 +11,6 @@ from conftest import ROOT
 from PIL import Image
 
 from jaxgan import fileio
-from jaxgan.errors import UserError
 
 POSTSCRIPT = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n"
               b"/loop { loop } def { } loop\nshowpage\n%%EOF\n")

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import jax
-import numpy as np
 import pytest
 from conftest import ROOT, tiny_config
 from PIL import Image

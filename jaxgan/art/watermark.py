@@ -340,17 +340,12 @@ def _load(path: str, for_embedding: bool):
     folder loader does (so a marked image stored at 16 bits reads as marked); `embed` refuses them,
     since writing them back at 8 bits would lose their depth.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     from jaxgan import fileio
     from jaxgan.data import folder
-    from jaxgan.errors import UserError
 
-    try:
-        f = fileio.open_regular(path)
-    except UserError as e:
-        raise _Refused(str(e).split(": ", 1)[-1]) from None
-    with f:
+    with fileio.open_regular(path) as f:
         try:
             img = fileio.open_raster(f)
         except UnidentifiedImageError:
