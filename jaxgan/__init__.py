@@ -14,8 +14,8 @@ __version__ = "0.1.0"
 from jaxgan.errors import UserError
 
 _LAZY = {"train_and_evaluate": "jaxgan.train", "load_sampler": "jaxgan.sampling",
-         "Sampler": "jaxgan.sampling"}
-__all__ = ["Sampler", "UserError", "__version__", "load_sampler", "train_and_evaluate"]
+         "Sampler": "jaxgan.sampling", "evaluate": "jaxgan.evaluation"}
+__all__ = ["Sampler", "UserError", "__version__", "evaluate", "load_sampler", "train_and_evaluate"]
 
 
 def __getattr__(name):
