@@ -6,7 +6,7 @@
   python sample.py --workdir runs/digits --interpolate 3,8 --label 1,7 --frames 24 --out walk.gif
   python sample.py --workdir runs/digits --seeds 0-99 --label all --novelty --min-novelty 0.1 --outdir novel/
 
-The logic lives in `jaxgan.sampling` and `jaxgan.export`; this file only parses flags.
+The logic lives in `jaxgan.art` (sample_cli, sampling, export); this file only parses flags.
 """
 import argparse
 import sys
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from absl import logging
     logging.set_verbosity(logging.ERROR)  # Orbax warns about read-only managers
-    from jaxgan import sample_cli  # after parsing: --help stays instant
+    from jaxgan.art import sample_cli  # after parsing: --help stays instant
     try:
         for line in sample_cli.run(args):
             print(line)

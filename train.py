@@ -10,6 +10,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 import jaxgan
+from jaxgan.config import resolve
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "digits.py")
 FLAGS = flags.FLAGS
@@ -29,13 +30,14 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # Orbax's INFO lines drown the progress bar
-    if FLAGS.distributed:
-        import jax
-        jax.distributed.initialize()
     config_name = os.path.splitext(os.path.basename(FLAGS["config"].config_filename))[0]
     workdir = FLAGS.workdir or os.path.join("runs", config_name)
     try:
-        jaxgan.train_and_evaluate(FLAGS.config, workdir)
+        config = resolve(FLAGS.config)  # before JAX starts: a bad value costs no wait
+        if FLAGS.distributed:
+            import jax
+            jax.distributed.initialize()
+        jaxgan.train_and_evaluate(config, workdir)
     except jaxgan.UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

@@ -6,6 +6,15 @@
 
 Importing jaxgan never imports TensorFlow; JAX itself is imported on first use of the API (so
 `python -m jaxgan.watermark` starts fast).
+
+Package map (imports point down; nothing imports training.loop):
+  config.py      every config key's default and validation (no JAX)
+  models/        the model families (registry by config.model.arch), layers, norms
+  data/          sources: digits, folder:PATH, tfds:NAME -> Dataset (uint8 images, labels)
+  training/      state, step, pipeline (device / host / disk tiers), checkpoint, writers, loop
+  evaluation/    feature extractors and metrics
+  art/           sampling, export (provenance, GIFs, novelty), watermark, sample.py's logic
+  images.py, mesh.py, errors.py   shared by all of the above
 """
 import importlib
 
@@ -13,8 +22,8 @@ __version__ = "0.1.0"
 
 from jaxgan.errors import UserError
 
-_LAZY = {"train_and_evaluate": "jaxgan.train", "load_sampler": "jaxgan.sampling",
-         "Sampler": "jaxgan.sampling", "evaluate": "jaxgan.evaluation"}
+_LAZY = {"train_and_evaluate": "jaxgan.training.loop", "load_sampler": "jaxgan.art.sampling",
+         "Sampler": "jaxgan.art.sampling", "evaluate": "jaxgan.evaluation"}
 __all__ = ["Sampler", "UserError", "__version__", "evaluate", "load_sampler", "train_and_evaluate"]
 
 

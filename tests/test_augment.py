@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import augment
+from jaxgan.training import augment
 
 
 def test_translate_moves_content_and_fills_with_zeros():

@@ -13,9 +13,9 @@ import pytest
 from conftest import ROOT, override_flags, tiny_config
 
 import jaxgan
-from jaxgan import checkpoint
-from jaxgan.state import abstract_state
-from jaxgan.train_step import make_mesh
+from jaxgan.mesh import make_mesh
+from jaxgan.training import checkpoint
+from jaxgan.training.state import GAN
 
 
 def train_cmd(workdir, **overrides):
@@ -34,7 +34,7 @@ def run_train(workdir, check=True, **overrides):
 def saved_state(workdir, step):
     manager = checkpoint.make_manager(workdir, read_only=True)
     config, facts = checkpoint.restore_meta(manager, step)
-    target = abstract_state(config, tuple(facts["image_shape"]), facts["num_classes"])
+    target = GAN.build(config, facts["image_shape"], facts["num_classes"]).abstract_state()
     state = checkpoint.restore_item(manager, step, "state", target, make_mesh())
     manager.close()
     return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
@@ -173,3 +173,50 @@ def test_unwritable_workdir_is_found_at_start(tmp_path):
     assert result.returncode == 1
     assert f"workdir {blocker}/run is not writable" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+LEGACY = ROOT / "tests" / "data"  # written by jaxgan 0.1.0 before the layout change (5ddfa62)
+
+
+def legacy_workdir(tmp_path):
+    import shutil
+    workdir = tmp_path / "legacy"
+    shutil.copytree(LEGACY / "legacy_workdir", workdir)
+    return workdir
+
+
+def test_workdir_from_the_previous_layout_resumes_bit_exactly_and_samples(tmp_path):
+    # The checked-in workdir holds step 4 of tiny_config (steps_per_call=1, keep=1, every 4
+    # steps); legacy_straight_step8.npz holds the same run's parameters after 8 straight steps,
+    # also computed by the old code.
+    workdir = legacy_workdir(tmp_path)
+    sampler = jaxgan.load_sampler(workdir)
+    assert sampler.step == 4 and sampler.class_names == tuple("0123456789")
+    images = sampler.generate(range(4), labels=3)
+    assert images.shape == (4, 16, 16, 1) and images.dtype == np.uint8 and images.std() > 0
+    state = jaxgan.train_and_evaluate(tiny_config(**{
+        "train.num_steps": 8, "checkpoint.every_steps": 4, "train.sample_every_steps": 4,
+        "checkpoint.keep": 1}), workdir)
+    expected = np.load(LEGACY / "legacy_straight_step8.npz")
+    got = {jax.tree_util.keystr(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(
+        {"g": state.g_params, "d": state.d_params, "ema": state.ema_params})[0]}
+    assert sorted(got) == sorted(expected.files)
+    for name in expected.files:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+def test_checkpoint_of_a_newer_format_is_refused_and_not_moved(tmp_path):
+    workdir = legacy_workdir(tmp_path)
+    facts_file = workdir / "checkpoints" / "4" / "data" / "metadata"
+    facts = json.loads(facts_file.read_text())
+    facts.update(format=checkpoint.FORMAT_VERSION + 1, jaxgan_version="9.0.0")
+    facts_file.write_text(json.dumps(facts))
+    for command in (train_cmd(workdir, **{"train.num_steps": 8}),
+                    [sys.executable, str(ROOT / "sample.py"), f"--workdir={workdir}"]):
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert (f"was written by jaxgan 9.0.0 in checkpoint format {checkpoint.FORMAT_VERSION + 1}; "
+                f"this jaxgan ({jaxgan.__version__}) reads formats up to "
+                f"{checkpoint.FORMAT_VERSION}: upgrade jaxgan") in result.stderr
+        assert os.listdir(workdir / "checkpoints") == ["4"]
+        assert not (workdir / "damaged_checkpoints").exists()

@@ -9,7 +9,9 @@ from conftest import ROOT, override_flags, tiny_config
 from PIL import Image
 
 import jaxgan
-from jaxgan import data as data_lib, export
+from jaxgan import data as data_lib
+from jaxgan.art import export
+from jaxgan.training import pipeline
 from test_checkpoint import assert_identical, saved_state
 
 
@@ -60,10 +62,10 @@ def test_bad_folder_is_one_clear_error_and_writes_nothing(tmp_path, source, mess
 
 
 def test_host_batches_are_a_pure_function_of_seed_and_step():
-    a = data_lib.host_batch_indices(0, 7, 1000, 16)
-    np.testing.assert_array_equal(a, data_lib.host_batch_indices(0, 7, 1000, 16))
-    assert not np.array_equal(a, data_lib.host_batch_indices(0, 8, 1000, 16))
-    assert not np.array_equal(a, data_lib.host_batch_indices(1, 7, 1000, 16))
+    a = pipeline.host_batch_indices(0, 7, 1000, 16)
+    np.testing.assert_array_equal(a, pipeline.host_batch_indices(0, 7, 1000, 16))
+    assert not np.array_equal(a, pipeline.host_batch_indices(0, 8, 1000, 16))
+    assert not np.array_equal(a, pipeline.host_batch_indices(1, 7, 1000, 16))
 
 
 def test_streamed_data_resumes_exactly(tmp_path):
@@ -77,12 +79,12 @@ def test_streamed_data_resumes_exactly(tmp_path):
 
 
 def test_host_batches_match_the_dataset(config):
-    from jaxgan.train_step import make_mesh
+    from jaxgan.mesh import make_mesh
     dataset = data_lib.load_digits(16, 1)
-    batches = data_lib.HostBatches(dataset, make_mesh(), 16, seed=3, random_flip=False)
+    batches = pipeline.HostBatches(dataset, make_mesh(), 16, seed=3, random_flip=False)
     batch = batches.get(5)
     batches.close()
-    index = data_lib.host_batch_indices(3, 5, len(dataset.labels), 16)
+    index = pipeline.host_batch_indices(3, 5, len(dataset.labels), 16)
     np.testing.assert_array_equal(np.asarray(batch["label"]), dataset.labels[index])
     np.testing.assert_allclose(np.asarray(batch["image"]),
                                (dataset.images[index].astype(np.float32) - 127.5) / 127.5)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, features
 
 from jaxgan.errors import UserError
-from jaxgan.folder import FolderImages, load_folder, skipped_report
+from jaxgan.data.folder import FolderImages, load_folder, skipped_report
 
 R = 16  # loaded resolution
 HAVE_WEBP = features.check("webp")
@@ -268,7 +268,7 @@ def test_decompression_bomb_skipped(tmp_path, monkeypatch):
 def test_unreadable_file_skipped(tmp_path, monkeypatch):
     import builtins
 
-    from jaxgan import folder
+    from jaxgan.data import folder
 
     solid((5, 5), RED).save(tmp_path / "ok.png")
     solid((5, 5), RED).save(tmp_path / "locked.png")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxgan.layers import FUSED_MAX_FEATURES, UpConv2x, upconv2x
+from jaxgan.models.layers import FUSED_MAX_FEATURES, UpConv2x, upconv2x
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 IMPLS = ("phases", "fused")  # "auto" only picks one of these (test_auto_dispatch)
@@ -231,7 +231,7 @@ def test_rejects_bad_inputs():
 # ---------------------------------------------------------------------------------------------
 # DownConv2x must equal nn.Conv(k=4, s=2, padding=1) exactly: outputs, gradients, params.
 # ---------------------------------------------------------------------------------------------
-from jaxgan.layers import DownConv2x, downconv2x  # noqa: E402
+from jaxgan.models.layers import DownConv2x, downconv2x  # noqa: E402
 
 DOWN_IMPLS = ("fused", "phases", "s2d", "auto")
 

@@ -3,7 +3,7 @@ import math
 import jax.numpy as jnp
 import pytest
 
-from jaxgan import losses
+from jaxgan.training import losses
 
 REAL = jnp.array([2.0, -1.0])
 FAKE = jnp.array([0.5, -3.0])

@@ -9,7 +9,8 @@ from conftest import ROOT, tiny_config
 from PIL import Image
 
 import jaxgan
-from jaxgan import export, watermark
+from jaxgan.art import export, watermark
+from jaxgan.images import enlarge
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +57,32 @@ def test_labels_by_name_index_or_per_seed(sampler):
         sampler.generate([1])
 
 
-def test_truncation_shrinks_the_noise(sampler):
-    from jaxgan.sampling import seed_noise
-    z_full = np.asarray(seed_noise(jax.numpy.arange(50, dtype=jax.numpy.uint32), 16, 1.0))
-    z_half = np.asarray(seed_noise(jax.numpy.arange(50, dtype=jax.numpy.uint32), 16, 0.5))
-    np.testing.assert_allclose(z_half, 0.5 * z_full, rtol=1e-6)
-    assert np.abs(z_full).max() <= 2.0
+def test_truncation_one_is_the_training_noise_and_below_one_is_biggans(sampler):
+    from jaxgan.art.sampling import seed_noise
+    seeds = jax.numpy.arange(50, dtype=jax.numpy.uint32)
+    z_full = np.asarray(seed_noise(seeds, 16, 1.0))
+    # 1.0: exactly N(0, 1), the noise training draws (no truncation, as StyleGAN's --trunc 1).
+    for seed in (0, 49):
+        np.testing.assert_array_equal(z_full[seed], np.asarray(
+            jax.random.normal(jax.random.key(seed), (1, 16)))[0])
+    assert np.abs(z_full).max() > 2.0  # 800 draws: some lie beyond the truncation bound
+    # psi < 1: psi * N(0, 1) truncated to [-2, 2] (BigGAN).
+    z_half = np.asarray(seed_noise(seeds, 16, 0.5))
+    z_most = np.asarray(seed_noise(seeds, 16, 0.9))
+    np.testing.assert_allclose(z_half / 0.5, z_most / 0.9, rtol=1e-5)
+    assert np.abs(z_half).max() <= 1.0
     assert not np.array_equal(sampler.generate([0], 1, truncation=0.5),
                               sampler.generate([0], 1, truncation=1.0))
-    with pytest.raises(jaxgan.UserError, match=r"truncation must be in \(0, 1\], got 1.5"):
-        sampler.generate([0], 1, truncation=1.5)
+    for bad in (1.5, 0.0, -1.0, float("nan")):
+        with pytest.raises(jaxgan.UserError, match=r"truncation must be in \(0, 1\], got"):
+            sampler.generate([0], 1, truncation=bad)
+
+
+def test_generate_and_the_key_sampler_agree_on_the_same_noise(sampler):
+    # sampler(key) and generate(seed) draw their noise by one definition and run one generator.
+    for seed, label in ((0, 3), (7, 9)):
+        by_key = np.asarray(sampler(jax.random.key(seed), labels=np.array([label])))
+        np.testing.assert_array_equal(by_key, sampler.generate([seed], labels=label))
 
 
 def test_interpolation_starts_and_ends_at_the_seeds(sampler):
@@ -107,7 +124,7 @@ def test_outdir_writes_one_marked_png_per_image(workdir, sampler, tmp_path):
     sample("--workdir", workdir, "--seeds", "5", "--label", "3", "--outdir", tmp_path / "plain",
            "--upscale", "4", "--truncation", "0.8", "--no-watermark")
     plain = np.asarray(Image.open(tmp_path / "plain" / "seed0005-3.png"))
-    expected = export.upscale(sampler.generate([5], labels=3, truncation=0.8), 4)[0, ..., 0]
+    expected = enlarge(sampler.generate([5], labels=3, truncation=0.8), 4)[0, ..., 0]
     np.testing.assert_array_equal(plain, expected)
     assert not watermark.detect(plain).marked
 

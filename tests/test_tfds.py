@@ -10,10 +10,10 @@ from conftest import ROOT, tiny_config
 
 import jaxgan
 from jaxgan import data as data_lib
-from jaxgan import tfds_data
+from jaxgan.data import tfds_source
 
 # The tf.data reader's tests; the README's test command installs the tf extra, so CI runs them.
-NEEDS_TF = pytest.mark.skipif(not tfds_data.tensorflow_installed(),
+NEEDS_TF = pytest.mark.skipif(not tfds_source.tensorflow_installed(),
                               reason="TensorFlow is not installed (pip install -e '.[tf]')")
 
 
@@ -54,7 +54,7 @@ def test_set_larger_than_the_host_cache_is_read_from_disk_with_the_same_pixels(t
 
 
 def test_unprepared_tfds_set_without_tensorflow_says_how_to_prepare_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(tfds_data, "tensorflow_installed", lambda: False)
+    monkeypatch.setattr(tfds_source, "tensorflow_installed", lambda: False)
     config = tiny_config("mnist", **{"data.tfds_data_dir": str(tmp_path / "tfds")})
     with pytest.raises(jaxgan.UserError, match=r"'mnist' \(split 'train'\) is not prepared in .*"
                                                r"tfds build mnist --file_format=array_record"):
@@ -107,7 +107,7 @@ def test_tfds_errors_through_train_py_are_one_line_and_exit_1(tmp_path, flags, m
 def test_auto_reader_reads_an_array_record_set_without_tf_data(monkeypatch):
     def no_tf_data(*args, **kwargs):
         raise AssertionError("tf.data used for a set prepared in array_record format")
-    monkeypatch.setattr(tfds_data, "_from_tf_data", no_tf_data)
+    monkeypatch.setattr(tfds_source, "_from_tf_data", no_tf_data)
     with tfds.testing.mock_data(num_examples=6):
         dataset = data_lib.load(tiny_config("cifar10").data)
     assert dataset.images.shape == (6, 32, 32, 3) and dataset.num_classes == 10

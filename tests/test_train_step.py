@@ -5,10 +5,13 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxgan import data as data_lib
+from jaxgan.config import check_for_devices
 from jaxgan.errors import UserError
-from jaxgan.state import create_state
-from jaxgan.train import validate
-from jaxgan.train_step import draw_batch, make_mesh, make_train_step
+from jaxgan.images import to_unit_range
+from jaxgan.mesh import make_mesh
+from jaxgan.training.pipeline import draw_batch, to_device
+from jaxgan.training.state import GAN
+from jaxgan.training.step import make_train_step
 
 SHAPE, CLASSES = (16, 16, 1), 10
 
@@ -16,11 +19,12 @@ SHAPE, CLASSES = (16, 16, 1), 10
 def setup(config, devices):
     mesh = make_mesh(devices)
     replicated = NamedSharding(mesh, P())
-    state = jax.device_put(create_state(config, SHAPE, CLASSES, jax.random.key(0)), replicated)
+    gan = GAN.build(config, SHAPE, CLASSES)
+    state = jax.device_put(gan.create_state(jax.random.key(0)), replicated)
     dataset = data_lib.load_digits(16, 1)
-    batch = {"image": (jnp.asarray(dataset.images[:16], jnp.float32) - 127.5) / 127.5,
+    batch = {"image": to_unit_range(jnp.asarray(dataset.images[:16])),
              "label": jnp.asarray(dataset.labels[:16])}
-    step = jax.jit(make_train_step(config, mesh, SHAPE, CLASSES))
+    step = jax.jit(make_train_step(gan, config.train, mesh))
     return state, jax.device_put(batch, NamedSharding(mesh, P("data"))), step
 
 
@@ -69,7 +73,7 @@ def test_eight_devices_equal_one_device(config, overrides):
 def test_draw_batch_is_sharded_scaled_and_seeded(config):
     mesh = make_mesh()
     dataset = data_lib.load_digits(16, 1)
-    data = data_lib.to_device(dataset, mesh)
+    data = to_device(dataset, mesh)
     draw = jax.jit(lambda d, k: draw_batch(d, k, 16, mesh))
     a, b = draw(data, jax.random.key(0)), draw(data, jax.random.key(0))
     np.testing.assert_array_equal(a["image"], b["image"])
@@ -78,7 +82,7 @@ def test_draw_batch_is_sharded_scaled_and_seeded(config):
     assert a["image"].sharding.spec == P("data")
     # Each drawn image is a real digit with its own label.
     images = np.asarray(a["image"])
-    real = (dataset.images.astype(np.float32) - 127.5) / 127.5
+    real = to_unit_range(dataset.images)
     for image, label in zip(images, np.asarray(a["label"])):
         match = np.flatnonzero(np.all(np.isclose(real, image, atol=1e-6), axis=(1, 2, 3)))
         assert match.size and dataset.labels[match[0]] == label
@@ -88,7 +92,7 @@ def test_batch_not_divisible_by_devices_is_refused(config):
     config.train.batch_size = 12
     with pytest.raises(UserError, match=r"train.batch_size=12 must be a positive multiple of the "
                                          r"number of devices \(8\); try 16"):
-        validate(config, 8)
+        check_for_devices(config, 8)
 
 
 def test_mixed_precision_step_keeps_float32_params(config):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from jaxgan import watermark
+from jaxgan.art import watermark
 
 REPO = Path(__file__).absolute().parents[1]
 

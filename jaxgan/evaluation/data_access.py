@@ -9,5 +9,5 @@ def load_dataset(data_config):
 
 
 def load_sampler(workdir, step=None):
-    from jaxgan.sampling import load_sampler as load
+    from jaxgan.art.sampling import load_sampler as load
     return load(workdir, step)

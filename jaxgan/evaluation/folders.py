@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import ml_collections
 import numpy as np
 from PIL import Image
 
-from jaxgan import folder
+from jaxgan.config import default_config
+from jaxgan.data import folder
 from jaxgan.errors import UserError
 from jaxgan.evaluation.evaluator import ImageSet, load_real
 
@@ -44,10 +44,9 @@ def read_real(spec: str, fake: ImageSet, max_images: int, seed: int):
     """The real set named by `spec` (a folder, folder:PATH, digits, tfds:NAME) at the fake
     images' resolution and channels (antialiased resize, centre crop, as jaxgan trains)."""
     source = spec if spec == "digits" or spec.startswith(("folder:", "tfds:")) else f"folder:{spec}"
-    config = ml_collections.ConfigDict({
-        "source": source, "resolution": int(fake.images.shape[1]),
-        "channels": int(fake.images.shape[3]), "conditional": True, "download": False,
-        "host_cache_mb": 1 << 30, "tfds_reader": "auto", "split": "train"})
+    config = default_config().data
+    config.update(source=source, resolution=int(fake.images.shape[1]),
+                  channels=int(fake.images.shape[3]), download=False, host_cache_mb=1 << 20)
     return load_real(config, max_images, seed)
 
 

@@ -27,9 +27,8 @@ import numpy as np
 from PIL import Image
 
 from jaxgan.errors import UserError
-from jaxgan.folder import default_num_workers, image_to_array, ordered_map, short_error
+from jaxgan.data.folder import default_num_workers, image_to_array, ordered_map, short_error
 
-READERS = ("auto", "data_source", "tf.data")
 PREPARE_HINT = ("prepare it once with TensorFlow installed: pip install 'jaxgan[tf]' && "
                 "tfds build {name} --file_format=array_record")
 
@@ -64,14 +63,12 @@ def import_tfds():
 def open_tfds(data_config, max_bytes: float) -> TfdsSet:
     """The split named by `data_config`; decoded whole unless larger than `max_bytes`."""
     spec = data_config.source[len("tfds:"):]
-    split = data_config.get("split", "train")
-    reader = data_config.get("tfds_reader", "auto")
-    data_dir = data_config.get("tfds_data_dir", "") or None
-    if reader not in READERS:
-        raise UserError(f"data.tfds_reader must be one of {', '.join(READERS)}; got {reader!r}")
+    split = data_config.split
+    reader = data_config.tfds_reader
+    data_dir = data_config.tfds_data_dir or None
     tfds = import_tfds()
     builder = _builder(tfds, spec, data_dir)
-    image_key, label_key, class_names = _features(tfds, builder, data_config.get("conditional", True))
+    image_key, label_key, class_names = _features(tfds, builder, data_config.conditional)
     shape = (data_config.resolution, data_config.resolution, data_config.channels)
     if reader != "tf.data":
         source, error = _data_source(tfds, spec, split, data_dir)
@@ -89,7 +86,7 @@ def open_tfds(data_config, max_bytes: float) -> TfdsSet:
     elif not tensorflow_installed():
         raise UserError("data.tfds_reader='tf.data' needs TensorFlow: pip install 'jaxgan[tf]'")
     return _from_tf_data(tfds, builder, spec, split, data_dir, image_key, label_key, class_names,
-                         shape, max_bytes, data_config.get("download", True))
+                         shape, max_bytes, data_config.download)
 
 
 def _builder(tfds, name: str, data_dir):

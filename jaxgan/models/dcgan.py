@@ -18,7 +18,9 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxgan.layers import DownConv2x, UpConv2x
+from jaxgan.errors import UserError
+from jaxgan.models.layers import DownConv2x, UpConv2x
+from jaxgan.models.norms import ConditionalBatchNorm, batch_norm, embed_labels
 
 DCGAN_INIT = nn.initializers.normal(0.02)
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 128
@@ -27,44 +29,9 @@ MIN_RESOLUTION, MAX_RESOLUTION = 16, 128
 def num_doublings(resolution: int) -> int:
     """How many 2x up/down-samplings lie between 4x4 and `resolution` (a power of two, 16-128)."""
     if resolution not in {2**k for k in range(4, 8)}:
-        raise ValueError(f"resolution must be a power of two from {MIN_RESOLUTION} to "
-                         f"{MAX_RESOLUTION}, got {resolution}")
+        raise ValueError(f"powers of two from {MIN_RESOLUTION} to {MAX_RESOLUTION}, got "
+                         f"{resolution}")
     return int(math.log2(resolution)) - 2
-
-
-def embed_labels(embed: nn.Embed, labels):
-    """Look up class embeddings: int labels (B,), or class weights (B, K) for a weighted mix of
-    the embeddings (what morphing from one class to another interpolates)."""
-    if jnp.issubdtype(labels.dtype, jnp.integer):
-        return embed(labels)
-    embed(jnp.zeros((1,), jnp.int32))  # creates the table on first use
-    return labels.astype(jnp.float32) @ embed.embedding
-
-
-class ConditionalBatchNorm(nn.Module):
-    """BatchNorm whose gain and bias are looked up per class; plain BatchNorm when unconditional.
-
-    Statistics are taken over the global batch: `axis_name` names the data-parallel mesh axis.
-    """
-    num_classes: int
-    momentum: float = 0.9  # PyTorch's BatchNorm momentum 0.1, in flax's convention
-    axis_name: str | None = None
-    dtype: Any = None
-
-    @nn.compact
-    def __call__(self, x, labels, train: bool):
-        conditional = self.num_classes > 0
-        x = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, epsilon=1e-5,
-                         axis_name=self.axis_name if train else None, dtype=self.dtype,
-                         use_scale=not conditional, use_bias=not conditional)(x)
-        if conditional:
-            features = x.shape[-1]
-            gain = embed_labels(nn.Embed(self.num_classes, features, name="gain",
-                                         embedding_init=nn.initializers.ones), labels)
-            bias = embed_labels(nn.Embed(self.num_classes, features, name="bias",
-                                         embedding_init=nn.initializers.zeros), labels)
-            x = x * gain[:, None, None, :].astype(x.dtype) + bias[:, None, None, :].astype(x.dtype)
-        return x
 
 
 class Generator(nn.Module):
@@ -122,8 +89,6 @@ class Discriminator(nn.Module):
 
     @nn.compact
     def __call__(self, x_BHWC, labels_B=None, train: bool = False):
-        if self.norm not in ("batch", "none"):
-            raise ValueError(f"model.d_norm must be 'batch' or 'none', got {self.norm!r}")
         n = num_doublings(self.resolution)
         width = self.width
         use_bias = self.norm == "none"
@@ -135,8 +100,7 @@ class Discriminator(nn.Module):
             width *= 2
             x = conv(width)(x)
             if self.norm == "batch":
-                x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                                 axis_name=self.axis_name if train else None, dtype=self.dtype)(x)
+                x = batch_norm(train, self.axis_name, self.dtype)(x)
             x = nn.leaky_relu(x, 0.2)
         logits = nn.Conv(1, (4, 4), padding="VALID", use_bias=False, kernel_init=DCGAN_INIT,
                          dtype=self.dtype)(x).reshape(-1).astype(jnp.float32)
@@ -147,10 +111,14 @@ class Discriminator(nn.Module):
         return logits
 
 
-def build_models(model_config, image_shape, num_classes: int, axis_name: str | None = None):
-    """The (generator, discriminator) pair a config describes, for images of `image_shape`."""
-    resolution, _, channels = image_shape
-    dtype = jnp.dtype(model_config.get("dtype", "float32"))
+def build(model_config, image_shape, num_classes: int, axis_name: str | None = None):
+    """The (generator, discriminator) pair `model_config` describes (jaxgan.models.build_models)."""
+    resolution, width, channels = image_shape
+    try:
+        num_doublings(resolution)
+    except ValueError as error:
+        raise UserError(f"data.resolution: the dcgan family supports {error}") from None
+    dtype = jnp.dtype(model_config.dtype)
     generator = Generator(resolution=resolution, channels=channels, num_classes=num_classes,
                           latent_dim=model_config.latent_dim, width=model_config.g_width,
                           axis_name=axis_name, dtype=dtype)

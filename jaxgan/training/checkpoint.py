@@ -4,7 +4,8 @@ Each checkpoint holds four items:
   state      the whole GANState (what training resumes from)
   generator  the EMA generator's variables (what sampling restores, without the rest)
   config     the run's config as JSON
-  data       the data facts: class names, image shape, number of classes
+  data       the data facts (class names, image shape, number of classes), the checkpoint
+             format version and the jaxgan version that wrote it
 so a workdir alone is enough to rebuild the generator and sample from it.
 """
 from __future__ import annotations
@@ -18,12 +19,14 @@ import ml_collections
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from jaxgan import __version__, config as config_lib
 from jaxgan.errors import UserError
+from jaxgan.models import variables
 
 ITEMS = ("state", "generator", "config", "data")
-# Keys that fix the shapes of the model or the data: a resume that changes one is refused.
-SHAPE_KEYS = ("data.resolution", "data.channels", "data.conditional", "model.latent_dim",
-              "model.g_width", "model.d_width", "model.d_norm")
+# The layout of the items above. Raise it when a change makes older jaxgan versions misread a
+# checkpoint; checkpoints without it were written by jaxgan 0.1.0, in format 1.
+FORMAT_VERSION = 1
 
 
 def checkpoint_dir(workdir) -> str:
@@ -40,10 +43,8 @@ def make_manager(workdir, keep: int = 3, read_only: bool = False) -> ocp.Checkpo
 
 
 def generator_variables(state) -> dict:
-    variables = {"params": state.ema_params}
-    if state.ema_stats:
-        variables["batch_stats"] = state.ema_stats
-    return variables
+    """The EMA generator's variables: what sampling uses."""
+    return variables(state.ema_params, state.ema_stats)
 
 
 def save(manager: ocp.CheckpointManager, state, config, data_facts: dict) -> None:
@@ -54,7 +55,8 @@ def save(manager: ocp.CheckpointManager, state, config, data_facts: dict) -> Non
             state=ocp.args.StandardSave(state),
             generator=ocp.args.StandardSave(generator_variables(state)),
             config=ocp.args.JsonSave(json.loads(config.to_json_best_effort())),
-            data=ocp.args.JsonSave(data_facts)), force=True)
+            data=ocp.args.JsonSave({**data_facts, "format": FORMAT_VERSION,
+                                    "jaxgan_version": __version__})), force=True)
     except Exception as error:  # disk full, permissions, a failed earlier async save
         raise _save_error(manager, error) from None
 
@@ -79,11 +81,29 @@ def with_sharding(abstract_tree, sharding):
                         abstract_tree)
 
 
+class NewerFormat(UserError):
+    """A checkpoint written by a newer jaxgan in a format this one does not know."""
+
+
 def restore_meta(manager: ocp.CheckpointManager, step: int):
-    """(config, data facts) saved at `step`."""
+    """(config completed with today's defaults, data facts) saved at `step`.
+
+    Raises NewerFormat for a checkpoint from a newer, unknown format (never "damaged")."""
     restored = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore(),
                                                              data=ocp.args.JsonRestore()))
-    return ml_collections.ConfigDict(restored["config"]), dict(restored["data"])
+    facts = dict(restored["data"])
+    written = facts.get("format", 1)  # absent: jaxgan 0.1.0, format 1
+    if written > FORMAT_VERSION:
+        raise NewerFormat(
+            f"checkpoint {_step_path(manager, step)} was written by jaxgan "
+            f"{facts.get('jaxgan_version', '?')} in checkpoint format {written}; this jaxgan "
+            f"({__version__}) reads formats up to {FORMAT_VERSION}: upgrade jaxgan to use it")
+    try:
+        config = config_lib.resolve(ml_collections.ConfigDict(restored["config"]))
+    except UserError as error:
+        raise UserError(f"checkpoint {_step_path(manager, step)} holds a config this jaxgan "
+                        f"cannot use: {error}") from None
+    return config, facts
 
 
 def restore_item(manager: ocp.CheckpointManager, step: int, name: str, abstract_tree, mesh=None):
@@ -146,16 +166,13 @@ def _move_aside(manager, steps) -> None:
     manager.reload()
 
 
-def _get(config, dotted: str):
-    node = config
-    for part in dotted.split("."):
-        if part not in node:
-            return None
-        node = node[part]
-    return node
+def tree_differences(saved_tree, new_tree) -> list[str]:
+    """Where two (abstract) pytrees differ in structure, shapes or dtypes: 'path: saved -> new'.
 
-
-def incompatible_keys(saved_config, config) -> list[str]:
-    """The shape-defining keys whose values differ between a saved config and the current one."""
-    return [f"{key}: {_get(saved_config, key)!r} -> {_get(config, key)!r}" for key in SHAPE_KEYS
-            if _get(saved_config, key) != _get(config, key)]
+    This is what decides whether a checkpoint fits a config, whatever the model family."""
+    def shapes(tree):
+        return {jax.tree_util.keystr(path): (tuple(leaf.shape), str(leaf.dtype))
+                for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    saved, new = shapes(saved_tree), shapes(new_tree)
+    return [f"{path}: {saved.get(path, 'absent')} -> {new.get(path, 'absent')}"
+            for path in sorted(saved.keys() | new.keys()) if saved.get(path) != new.get(path)]

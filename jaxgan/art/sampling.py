@@ -8,25 +8,33 @@ from __future__ import annotations
 import functools
 
 import jax
+from jax.sharding import PartitionSpec as P
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan import checkpoint
+from jaxgan import mesh as mesh_lib
 from jaxgan.errors import UserError
-from jaxgan.images import auto_upscale, make_grid, save_png
-from jaxgan.models import build_models
+from jaxgan.models import build_models, generate_uint8
+from jaxgan.training import checkpoint
 
-GRID_COLUMNS = 8
 PER_DEVICE_BATCH = 8  # fixed, so an image's pixels never depend on how a request is split
-TRUNCATION_BOUND = 2.0  # noise is drawn from N(0, 1) truncated to [-2, 2], times psi (BigGAN)
+TRUNCATION_BOUND = 2.0  # psi < 1: noise from N(0, 1) truncated to [-2, 2], times psi (BigGAN)
 
 
-def seed_noise(seeds, latent_dim: int, truncation):
-    """The noise of each seed, from that seed alone: psi * TruncNormal(-2, 2) per coordinate."""
-    def one(seed):
-        return jax.random.truncated_normal(jax.random.key(seed), -TRUNCATION_BOUND,
-                                           TRUNCATION_BOUND, (latent_dim,), jnp.float32)
-    return truncation * jax.vmap(one)(seeds)
+def noise_from_key(key, num: int, latent_dim: int, truncation: float = 1.0):
+    """(num, latent_dim) noise from one key. truncation=1.0 is exactly the training
+    distribution, N(0, 1) (StyleGAN's `--trunc 1`); psi < 1 is BigGAN's truncation trick:
+    psi * N(0, 1) truncated to [-2, 2]."""
+    if truncation == 1.0:
+        return jax.random.normal(key, (num, latent_dim), jnp.float32)
+    return truncation * jax.random.truncated_normal(key, -TRUNCATION_BOUND, TRUNCATION_BOUND,
+                                                    (num, latent_dim), jnp.float32)
+
+
+def seed_noise(seeds, latent_dim: int, truncation: float = 1.0):
+    """The noise of each seed, from that seed alone: `noise_from_key(key(seed), 1, ...)`."""
+    return jax.vmap(lambda seed: noise_from_key(jax.random.key(seed), 1, latent_dim,
+                                                truncation)[0])(seeds)
 
 
 def slerp(a, b, t):
@@ -40,32 +48,11 @@ def slerp(a, b, t):
     return jnp.where(sin < 1e-6, linear, spherical)
 
 
-def to_uint8(images):
-    """[-1, 1] floats -> uint8 [0, 255], rounded."""
-    return jnp.clip(jnp.round((images + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
-
-
-def generate_from_noise(generator, variables, z_NZ, labels_N):
-    """uint8 images (N, H, W, C) from noise, BatchNorm in inference mode (no batch dependence)."""
-    return to_uint8(generator.apply(variables, z_NZ, labels_N, train=False))
-
-
-def grid_labels(num_classes: int, per_class: int = GRID_COLUMNS) -> np.ndarray:
-    """Labels for a grid with one row per class (64 zeros for an unconditional model)."""
-    if num_classes == 0:
-        return np.zeros(GRID_COLUMNS * GRID_COLUMNS, np.int32)
-    return np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
-
-
-def grid_image(images_NHWC, upscale: int | None = None) -> np.ndarray:
-    images = np.asarray(images_NHWC)
-    return make_grid(images, GRID_COLUMNS, upscale or auto_upscale(images.shape[1]))
-
-
 class Sampler:
     """A trained generator. `sampler(key, labels=...)` (conditional) or `sampler(key, num=N)`.
 
-    Returns uint8 images (N, H, W, C) from a jitted function. Attributes: `num_classes`,
+    Returns uint8 images (N, H, W, C); every path runs the same jitted generator over fixed-size
+    chunks spread over all devices, so the same noise gives the same pixels whichever path drew it. Attributes: `num_classes`,
     `class_names`, `image_shape`, `step`, `config`.
     """
 
@@ -77,20 +64,13 @@ class Sampler:
         self.step = step
         self.latent_dim = config.model.latent_dim
         self.generator, _ = build_models(config.model, self.image_shape, self.num_classes)
-        mesh = jax.sharding.Mesh(np.asarray(devices or jax.devices()), ("data",))
-        self.variables = jax.device_put(
-            variables, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
-        self._sample = jax.jit(functools.partial(self._sample_fn, self.generator, self.latent_dim))
-        data = jax.sharding.PartitionSpec("data")
+        mesh = mesh_lib.make_mesh(devices)
+        self.variables = jax.device_put(variables, mesh_lib.replicated(mesh))
         self._chunk = PER_DEVICE_BATCH * mesh.size
+        data = P(mesh_lib.AXIS)
         self._from_noise = jax.jit(jax.shard_map(
-            functools.partial(generate_from_noise, self.generator), mesh=mesh,
-            in_specs=(jax.sharding.PartitionSpec(), data, data), out_specs=data))
-
-    @staticmethod
-    def _sample_fn(generator, latent_dim, variables, key, labels):
-        z = jax.random.normal(key, (labels.shape[0], latent_dim), jnp.float32)
-        return generate_from_noise(generator, variables, z, labels)
+            functools.partial(generate_uint8, self.generator), mesh=mesh,
+            in_specs=(P(), data, data), out_specs=data))
 
     def check_labels(self, labels) -> np.ndarray:
         labels = np.asarray(labels)
@@ -128,11 +108,10 @@ class Sampler:
 
         The same (seed, label, truncation) gives the same pixels in any request, on any number
         of devices. `labels`: class indices or names (one, or one per seed); None when
-        unconditional. `truncation` psi in (0, 1] scales noise truncated to [-2, 2].
+        unconditional. `truncation`: see `noise_from_key` (1.0: the training distribution).
         """
         seeds = np.atleast_1d(np.asarray(seeds, np.uint32))
-        if not 0.0 < truncation <= 1.0:
-            raise UserError(f"truncation must be in (0, 1], got {truncation}")
+        _check_truncation(truncation)
         labels = self._labels_for(labels, len(seeds))
         z = seed_noise(jnp.asarray(seeds), self.latent_dim, truncation)
         return self._generate_batched(np.asarray(z), labels)
@@ -159,6 +138,7 @@ class Sampler:
         conditional models the class embedding morphs linearly from label_a to label_b."""
         if frames < 2:
             raise UserError(f"frames must be at least 2, got {frames}")
+        _check_truncation(truncation)
         z_ab = seed_noise(jnp.asarray([seed_a, seed_b], jnp.uint32), self.latent_dim, truncation)
         t = jnp.linspace(0.0, 1.0, frames)
         z = slerp(z_ab[0], z_ab[1], t)
@@ -182,17 +162,13 @@ class Sampler:
             if num is None or num < 1:
                 raise UserError("pass num=N (a positive number of images)")
             labels = np.zeros(num, np.int32)
-        return self._sample(self.variables, key, jnp.asarray(labels))
+        z = noise_from_key(key, len(labels), self.latent_dim)
+        return self._generate_batched(np.asarray(z), labels)
 
 
-def write_class_grid(sampler: Sampler, path, seed: int = 0, upscale: int | None = None) -> None:
-    """A grid PNG: one row of 8 per class (8x8 for unconditional models)."""
-    labels = grid_labels(sampler.num_classes)
-    key = jax.random.key(seed)
-    images = (sampler(key, labels=labels) if sampler.num_classes
-              else sampler(key, num=labels.shape[0]))
-    save_png(path, grid_image(np.asarray(images), upscale),
-             {"Software": "jaxgan", "Step": sampler.step, "Comment": "AI-generated"})
+def _check_truncation(truncation) -> None:
+    if not 0.0 < truncation <= 1.0:  # also refuses NaN
+        raise UserError(f"truncation must be in (0, 1], got {truncation}")
 
 
 def load_sampler(workdir, step: int | None = None, devices=None) -> Sampler:
@@ -210,7 +186,7 @@ def load_sampler(workdir, step: int | None = None, devices=None) -> Sampler:
         raise UserError(f"no checkpoint for step {step} in {checkpoint.checkpoint_dir(workdir)}; "
                         f"available: {', '.join(map(str, sorted(steps)))}")
     config, facts = checkpoint.restore_meta(manager, step)
-    generator, _ = build_models(config.model, tuple(facts["image_shape"]), facts["num_classes"])
+    generator, _ = build_models(config.model, facts["image_shape"], facts["num_classes"])
     z = jnp.zeros((1, config.model.latent_dim), jnp.float32)
     abstract = jax.eval_shape(lambda: generator.init(jax.random.key(0), z, jnp.zeros(1, jnp.int32)))
     variables = checkpoint.restore_item(manager, step, "generator", abstract)

@@ -10,14 +10,8 @@ import os
 import re
 
 import numpy as np
-from jaxgan import __version__, watermark
+from jaxgan.art import watermark
 from jaxgan.images import save_png, to_pil
-
-
-def provenance(step: int, **fields) -> dict:
-    text = {"Software": f"jaxgan {__version__}", "Step": step, "Comment": "AI-generated"}
-    text.update({k.rstrip("_").capitalize(): v for k, v in fields.items() if v is not None})
-    return text
 
 
 def maybe_watermark(image_HWC: np.ndarray, enabled: bool) -> np.ndarray:
@@ -48,10 +42,6 @@ def write_gif(path, frames_NHWC: np.ndarray, text: dict, mark: bool, duration_ms
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], loop=0,
                    duration=duration_ms, comment=comment.encode())
-
-
-def upscale(images_NHWC: np.ndarray, factor: int) -> np.ndarray:
-    return images_NHWC.repeat(factor, axis=1).repeat(factor, axis=2) if factor > 1 else images_NHWC
 
 
 def nearest_training_images(generated_NHWC: np.ndarray, training_NHWC, chunk: int = 4096):

@@ -6,10 +6,11 @@ import os
 
 import numpy as np
 
-from jaxgan import data as data_lib, export
+from jaxgan import data as data_lib
+from jaxgan.art import export
+from jaxgan.art.sampling import load_sampler
 from jaxgan.errors import UserError
-from jaxgan.images import auto_upscale, make_grid
-from jaxgan.sampling import GRID_COLUMNS, load_sampler
+from jaxgan.images import GRID_COLUMNS, auto_upscale, enlarge, make_grid, provenance
 
 DEFAULT_SEEDS = tuple(range(GRID_COLUMNS))
 
@@ -32,8 +33,8 @@ def run(args):
         for (seed, c), image, kept in zip(pairs, images, keep):
             if kept:
                 export.write_png(os.path.join(args.outdir, export.file_name(seed, name(c))),
-                                 export.upscale(image[None], args.upscale or 1)[0],
-                                 export.provenance(sampler.step, seed=seed, class_=name(c),
+                                 enlarge(image[None], args.upscale or 1)[0],
+                                 provenance(sampler.step, seed=seed, class_=name(c),
                                                    truncation=args.truncation), args.watermark)
         yield f"Wrote {int(keep.sum())} images to {args.outdir} (step {sampler.step})."
     if args.grid or not args.outdir:
@@ -41,7 +42,7 @@ def run(args):
         shown = np.where(keep[:, None, None, None], images, 255)  # dropped images: blank cells
         grid = make_grid(shown, seeds_per_row, args.upscale or auto_upscale(images.shape[1]))
         classes = sorted({name(c) for _, c in pairs}) if sampler.num_classes else None
-        export.write_png(path, grid, export.provenance(
+        export.write_png(path, grid, provenance(
             sampler.step, seed=_seed_text(seeds), class_=", ".join(classes) if classes else None,
             truncation=args.truncation), args.watermark)
         yield f"Wrote {path}: {len(pairs)} images, step {sampler.step}."
@@ -101,10 +102,10 @@ def _interpolate(sampler, args):
     elif args.label:
         raise UserError("this model is unconditional: it takes no --label")
     frames = sampler.interpolate(seed_a, seed_b, args.frames, label_a, label_b, args.truncation)
-    frames = export.upscale(frames, args.upscale or auto_upscale(frames.shape[1]))
+    frames = enlarge(frames, args.upscale or auto_upscale(frames.shape[1]))
     names = (f"{sampler.class_names[sampler.label_index(label_a)]} -> "
              f"{sampler.class_names[sampler.label_index(label_b)]}") if sampler.num_classes else None
-    export.write_gif(args.out, frames, export.provenance(
+    export.write_gif(args.out, frames, provenance(
         sampler.step, seed=f"{seed_a} -> {seed_b}", class_=names, truncation=args.truncation),
         args.watermark)
     yield f"Wrote {args.out}: {args.frames} frames from seed {seed_a} to {seed_b}, step {sampler.step}."

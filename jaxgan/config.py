@@ -1,0 +1,200 @@
+"""Every config key: its default, what it means and which values it allows.
+
+`default_config()` is the digits recipe (what `python train.py` trains) and the base of every file
+in configs/. `resolve(config)` completes a config (one from an older jaxgan, or written by hand)
+with the defaults, refuses unknown keys and validates every key: a bad value raises `UserError`
+with one line naming the key, the value and what is allowed. Nothing here imports JAX, so
+train.py validates before JAX starts and before anything is written.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+import ml_collections
+
+from jaxgan.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    default: Any
+    help: str
+    allowed: str                       # what the error message says is allowed
+    ok: Callable[[Any], bool]          # whether a value (of the right type) is allowed
+    bad: Any = None                    # a value `ok` refuses, for the test that every key is checked
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v):
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def integer(default, help, low=0, high=None):
+    allowed = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
+    return Key(default, help, allowed,
+               lambda v: _is_int(v) and v >= low and (high is None or v <= high), low - 1)
+
+
+def number(default, help, low=0.0, high=None, low_open=False, high_open=False):
+    lo = f"> {low}" if low_open else f">= {low}"
+    hi = "" if high is None else (f" and < {high}" if high_open else f" and <= {high}")
+
+    def ok(v):
+        if not _is_number(v) or (v <= low if low_open else v < low):
+            return False
+        return high is None or (v < high if high_open else v <= high)
+    return Key(default, help, f"a number {lo}{hi}", ok, low - 1.0)
+
+
+def choice(default, help, *values, bad="nonsense"):
+    return Key(default, help, "one of " + ", ".join(repr(v) for v in values),
+               lambda v: v in values, bad)
+
+
+def boolean(default, help):
+    return Key(default, help, "True or False", lambda v: isinstance(v, bool), "maybe")
+
+
+def text(default, help, allowed="a string", ok=lambda v: True, bad=None):
+    return Key(default, help, allowed, lambda v: isinstance(v, str) and ok(v), bad)
+
+
+def _source_ok(source: str) -> bool:
+    return source == "digits" or (source.startswith(("folder:", "tfds:"))
+                                  and len(source.split(":", 1)[1]) > 0)
+
+
+def _power_of_two(v) -> bool:
+    return _is_int(v) and 8 <= v <= 1024 and v & (v - 1) == 0
+
+
+# Default = the digits recipe. A key added here must say what is allowed (tests/test_config.py
+# feeds every key's `bad` value through train.py and expects a one-line refusal).
+KEYS: dict[str, Key] = {
+    "seed": integer(0, "the one seed every random number comes from", 0, 2**31 - 1),
+
+    "data.source": text("digits", "'digits' | 'folder:PATH' | 'tfds:NAME[/CONFIG]'",
+                        "'digits', 'folder:PATH' or 'tfds:NAME'", _source_ok, "nonsense"),
+    "data.resolution": Key(16, "image side in pixels (the model family says which it supports)",
+                           "a power of two from 8 to 1024", _power_of_two, 20),
+    "data.channels": choice(1, "1 (grayscale) or 3 (RGB)", 1, 3, bad=2),
+    "data.conditional": boolean(True, "use the class labels (False: an unconditional GAN)"),
+    "data.random_flip": boolean(False, "mirror training images at random (not for digits/text)"),
+    "data.device_cache_mb": number(512, "sets up to this size (uint8) are held on every device"),
+    "data.host_cache_mb": number(4096, "up to this, in host memory; larger sets stay on disk"),
+    "data.split": text("train", "the TFDS split", "a non-empty TFDS split name", bool, ""),
+    "data.tfds_data_dir": text("", "TFDS's data directory ('' = $TFDS_DATA_DIR or "
+                               "~/tensorflow_datasets)"),
+    "data.tfds_reader": choice("auto", "'data_source' (array_record, no TensorFlow) | 'tf.data'",
+                               "auto", "data_source", "tf.data"),
+    "data.download": boolean(True, "with TensorFlow: download and prepare a missing TFDS set"),
+
+    "model.arch": choice("dcgan", "the model family (jaxgan.models.FAMILIES)", "dcgan"),
+    "model.latent_dim": integer(64, "size of the noise vector z", 1),
+    "model.g_width": integer(32, "generator channels at the last block (DCGAN's ngf)", 1),
+    "model.d_width": integer(32, "discriminator channels at the first block (DCGAN's ndf)", 1),
+    "model.d_norm": choice("batch", "normalisation in D", "batch", "none"),
+    "model.dtype": choice("float32", "compute dtype ('bfloat16': mixed precision)",
+                          "float32", "bfloat16", "float16"),
+
+    "train.num_steps": integer(3000, "training steps (one G update each)", 0),
+    "train.batch_size": integer(64, "global batch, a multiple of the number of devices", 1),
+    "train.loss": choice("non_saturating", "adversarial loss", "non_saturating", "hinge"),
+    "train.n_critic": integer(1, "D updates per G update", 1),
+    "train.g_lr": number(2e-4, "generator Adam learning rate", 0.0, low_open=True),
+    "train.d_lr": number(2e-4, "discriminator Adam learning rate", 0.0, low_open=True),
+    "train.b1": number(0.5, "Adam beta1", 0.0, 1.0, high_open=True),
+    "train.b2": number(0.999, "Adam beta2", 0.0, 1.0, high_open=True),
+    "train.ema_decay": number(0.999, "decay of the generator's EMA (what sampling uses)",
+                              0.0, 1.0, high_open=True),
+    "train.mode_seeking": number(0.1, "MSGAN regulariser weight: keeps classes from collapsing"),
+    "train.augment": choice("", "DiffAugment for what D sees: '' | 'translation'",
+                            "", "translation"),
+    "train.steps_per_call": integer(1, "steps per dispatch: 1 on CPUs, 10-100 on GPUs/TPUs", 1),
+    "train.log_every_steps": integer(100, "metrics line every this many steps", 1),
+    "train.sample_every_steps": integer(500, "sample grid PNG every this many steps", 1),
+
+    "checkpoint.every_steps": integer(1000, "checkpoint every this many steps", 1),
+    "checkpoint.keep": integer(3, "how many recent checkpoints are kept", 1),
+}
+
+# Keys a run may change on resume without changing what is trained: everything else that differs
+# from the saved config is named when the saved state does not fit the new one.
+RUN_ONLY_KEYS = ("train.num_steps", "train.steps_per_call", "train.log_every_steps",
+                 "train.sample_every_steps", "checkpoint.every_steps", "checkpoint.keep",
+                 "data.device_cache_mb", "data.host_cache_mb", "data.tfds_data_dir",
+                 "data.tfds_reader", "data.download")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Every key at its default (the digits recipe)."""
+    config = ml_collections.ConfigDict()
+    for dotted, key in KEYS.items():
+        *sections, name = dotted.split(".")
+        node = config
+        for section in sections:
+            if section not in node:
+                node[section] = ml_collections.ConfigDict()
+            node = node[section]
+        node[name] = key.default
+    return config
+
+
+def flatten(config, prefix: str = "") -> dict[str, Any]:
+    """{'train.batch_size': 64, ...} for a (nested) ConfigDict or dict."""
+    flat = {}
+    for name, value in config.items():
+        if isinstance(value, (dict, ml_collections.ConfigDict)):
+            flat.update(flatten(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
+
+
+def validate(config) -> None:
+    """Raise UserError naming the first key whose value is not allowed (or that is unknown)."""
+    for dotted, value in flatten(config).items():
+        key = KEYS.get(dotted)
+        if key is None:
+            raise UserError(f"unknown config key {dotted!r}")
+        if isinstance(key.default, float) and _is_int(value):
+            value = float(value)
+        if not key.ok(value):
+            raise UserError(f"config key {dotted}={value!r} is not allowed: it must be {key.allowed}")
+
+
+def resolve(config) -> ml_collections.ConfigDict:
+    """The defaults overlaid with `config`'s values, validated; a new, locked ConfigDict."""
+    resolved = default_config()
+    validate(config)
+    for dotted, value in flatten(config).items():
+        *sections, name = dotted.split(".")
+        node = resolved
+        for section in sections:
+            node = node[section]
+        node[name] = float(value) if isinstance(node[name], float) else value
+    resolved.lock()
+    return resolved
+
+
+def check_for_devices(config, num_devices: int) -> None:
+    """The checks that need the device count (still before anything is written)."""
+    batch = config.train.batch_size
+    if batch % num_devices:
+        raise UserError(f"train.batch_size={batch} must be a positive multiple of the number of "
+                        f"devices ({num_devices}); try {max(1, round(batch / num_devices)) * num_devices}")
+    if config.train.mode_seeking and (batch // num_devices) % 2:
+        raise UserError(f"train.mode_seeking pairs images: train.batch_size={batch} must give an "
+                        f"even batch per device ({num_devices} devices)")
+
+
+def changed_keys(saved, config) -> list[str]:
+    """'key: saved -> new' for every key (run-only keys aside) whose value differs."""
+    old, new = flatten(resolve(saved)), flatten(config)
+    return [f"{k}: {old[k]!r} -> {new[k]!r}" for k in KEYS
+            if k not in RUN_ONLY_KEYS and old.get(k) != new.get(k)]

@@ -1,0 +1,35 @@
+"""Model families, chosen by `config.model.arch`.
+
+A family is one module with `build(model_config, image_shape, num_classes, axis_name)` returning
+`(generator, discriminator)` (Flax Linen modules: `generator.apply(variables, z_BZ, labels_B,
+train=...)` -> images in [-1, 1]; `discriminator.apply(variables, x_BHWC, labels_B, train=...)` ->
+logits (B,)) and raising UserError for settings it does not support. Adding a family is that
+module plus one line in FAMILIES. Modules are imported when a family is built, so that the config
+can be validated before JAX starts.
+"""
+from __future__ import annotations
+
+import importlib
+
+from jaxgan.images import to_uint8
+
+FAMILIES = {
+    "dcgan": "jaxgan.models.dcgan",
+}
+
+
+def build_models(model_config, image_shape, num_classes: int, axis_name: str | None = None):
+    """The (generator, discriminator) pair `model_config` describes, for images of `image_shape`
+    (H, W, C); `axis_name` names the data-parallel mesh axis BatchNorm averages over."""
+    family = importlib.import_module(FAMILIES[model_config.arch])
+    return family.build(model_config, tuple(image_shape), num_classes, axis_name)
+
+
+def generate_uint8(generator, variables, z_NZ, labels_N):
+    """uint8 images (N, H, W, C) from noise, BatchNorm in inference mode (no batch dependence)."""
+    return to_uint8(generator.apply(variables, z_NZ, labels_N, train=False))
+
+
+def variables(params, batch_stats) -> dict:
+    """The variables dict Flax's `apply` takes (no 'batch_stats' for models without BatchNorm)."""
+    return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}

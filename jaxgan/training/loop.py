@@ -1,0 +1,248 @@
+"""The training loop: init or resume, steps, progress, sample grids, checkpoints, stop signals.
+
+    config ─> validate ─> data set ─> GAN (networks + optimisers, built once) ─> state (init or
+    restore) ─> pipeline (device / host / disk tier) ─> loop: advance, then on the schedule's
+    boundaries: metrics, grid, checkpoint
+
+The loop dispatches the steps up to the next boundary before it reads the previous chunk's
+metrics, so the host never stalls the devices; a non-finite loss or parameter stops the run before
+it is ever checkpointed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import signal
+import sys
+import tempfile
+import time
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from jaxgan import config as config_lib, data as data_lib, mesh as mesh_lib
+from jaxgan.errors import UserError
+from jaxgan.images import GRID_COLUMNS, auto_upscale, grid_labels, make_grid, provenance
+from jaxgan.models import generate_uint8
+from jaxgan.training import checkpoint
+from jaxgan.training.pipeline import Pipeline
+from jaxgan.training.state import GAN
+from jaxgan.training.writers import Writers
+
+GRID_SEED_TAG = 0x7FFFFFFF  # folded into the seed's key for the fixed grid noise
+
+
+class TrainingDiverged(UserError):
+    """A non-finite loss or parameter: the run stops, the last good checkpoint stays."""
+
+
+def check_writable(workdir: str) -> None:
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=workdir):
+            pass
+    except OSError as error:
+        raise UserError(f"workdir {workdir} is not writable: {error.strerror}") from None
+
+
+class StopSignals:
+    """SIGTERM / SIGINT set a flag; the loop finishes its step, checkpoints and exits 0.
+
+    On several hosts JAX's own preemption notifier (started by jax.distributed) catches SIGTERM,
+    and every host stops at the same step: the preemption sync point.
+    """
+
+    def __init__(self):
+        self.received = None
+        self._previous = {}
+        self._multihost = jax.process_count() > 1
+
+    def stop_requested(self, step: int) -> bool:
+        if self._multihost:
+            from jax.experimental import multihost_utils
+            if multihost_utils.reached_preemption_sync_point(step):
+                self.received = "a preemption notice"
+        return self.received is not None
+
+    def __enter__(self):
+        for sig in () if self._multihost else (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. a notebook worker): no handler
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """When the host has something to do. Every action runs at multiples of its interval and at
+    the last step; the steps between two such boundaries are dispatched in one go."""
+    every: dict                # action name -> interval in steps
+    num_steps: int
+    steps_per_call: int
+
+    @classmethod
+    def from_config(cls, config) -> "Schedule":
+        return cls({"log": config.train.log_every_steps, "grid": config.train.sample_every_steps,
+                    "checkpoint": config.checkpoint.every_steps},
+                   config.train.num_steps, config.train.steps_per_call)
+
+    def next_boundary(self, step: int) -> int:
+        ends = [self.num_steps] + [(step // every + 1) * every for every in self.every.values()]
+        return min(min(ends), step + self.steps_per_call)
+
+    def due(self, step: int) -> set:
+        return {name for name, every in self.every.items()
+                if step % every == 0 or step == self.num_steps}
+
+
+class GridWriter:
+    """The sample grid of fixed noise (one row per class) drawn from the EMA generator."""
+
+    def __init__(self, config, gan: GAN):
+        labels = grid_labels(gan.num_classes)
+        grid_key = jax.random.fold_in(jax.random.key(config.seed), GRID_SEED_TAG)
+        z = jax.random.normal(grid_key, (labels.shape[0], gan.latent_dim))
+        self._inputs = (z, jax.numpy.asarray(labels))
+        self._generate = jax.jit(lambda variables, z, y: generate_uint8(gan.generator, variables, z, y))
+
+    def image(self, state) -> np.ndarray:
+        images = np.asarray(jax.device_get(self._generate(checkpoint.generator_variables(state),
+                                                          *self._inputs)))
+        return make_grid(images, GRID_COLUMNS, auto_upscale(images.shape[1]))
+
+
+def _read_metrics(metrics, step: int) -> dict:
+    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    if values.pop("finite") < 1.0 or not all(math.isfinite(v) for v in values.values()):
+        raise TrainingDiverged(f"training diverged: a non-finite loss or parameter at step {step} "
+                               f"({', '.join(f'{k}={v:.4g}' for k, v in values.items())})")
+    return values
+
+
+def train_and_evaluate(config, workdir):
+    """Train (or resume) the GAN `config` describes, writing everything into `workdir`.
+
+    Returns the final GANState. User mistakes raise `jaxgan.UserError` with a clear message,
+    before anything is written.
+    """
+    config = config_lib.resolve(config)
+    workdir = os.path.abspath(os.fspath(workdir))
+    mesh = mesh_lib.make_mesh()
+    config_lib.check_for_devices(config, mesh.size)
+    dataset = data_lib.load(config.data)
+    try:
+        gan = GAN.build(config, dataset.image_shape, dataset.num_classes)
+        check_writable(workdir)
+        manager = checkpoint.make_manager(workdir, keep=config.checkpoint.keep)
+        try:
+            return _train(config, workdir, dataset, gan, mesh, manager)
+        finally:
+            checkpoint.wait(manager)
+            manager.close()
+    finally:
+        dataset.close()
+
+
+def _restore_or_create(config, dataset, gan: GAN, mesh, manager):
+    def resumable_target(saved_config, facts):
+        abstract = gan.abstract_state()
+        saved_gan = GAN.build(saved_config, facts["image_shape"], facts["num_classes"])
+        differences = checkpoint.tree_differences(saved_gan.abstract_state(), abstract)
+        if differences:
+            changed = config_lib.changed_keys(saved_config, config)
+            if list(facts["image_shape"]) != list(dataset.image_shape) or \
+                    facts["num_classes"] != dataset.num_classes:
+                changed.append(f"data: {facts['num_classes']} classes of "
+                               f"{tuple(facts['image_shape'])} -> {dataset.num_classes} classes of "
+                               f"{dataset.image_shape}")
+            raise UserError(f"cannot resume from {manager.directory}: the config changes the "
+                            f"model or data shape ({'; '.join(changed or differences[:3])}). "
+                            "Use another --workdir or the saved values.")
+        if facts.get("num_examples", len(dataset.labels)) != len(dataset.labels):
+            logging.warning("Resuming with %d training images where the checkpoint saw %d: the "
+                            "run goes on, but its batches differ from an uninterrupted run's",
+                            len(dataset.labels), facts["num_examples"])
+        return abstract
+
+    restored = checkpoint.restore_latest(manager, resumable_target, mesh)
+    if restored is not None:
+        return restored[0]
+    return jax.device_put(gan.create_state(jax.random.key(config.seed)), mesh_lib.replicated(mesh))
+
+
+def _train(config, workdir, dataset, gan, mesh, manager):
+    state = _restore_or_create(config, dataset, gan, mesh, manager)
+    step, num_steps = int(jax.device_get(state.step)), config.train.num_steps
+    if step >= num_steps:
+        print(f"Already trained: {checkpoint.checkpoint_dir(workdir)} holds step {step} "
+              f">= train.num_steps={num_steps}. Raise --config.train.num_steps to train further.")
+        return state
+    writers = Writers(workdir, is_main=jax.process_index() == 0)
+    pipeline = Pipeline(config, gan, dataset, mesh)
+    try:
+        return _loop(config, workdir, state, step, pipeline, GridWriter(config, gan), writers,
+                     manager, dataset.facts())
+    finally:
+        pipeline.close()
+        writers.close()
+
+
+def _loop(config, workdir, state, step, pipeline, grids, writers, manager, facts):
+    schedule = Schedule.from_config(config)
+    num_steps, batch_size = schedule.num_steps, config.train.batch_size
+    bar = tqdm(total=num_steps, initial=step, unit="step", dynamic_ncols=True,
+               disable=not writers.is_main, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+    pending, last_time, last_saved = None, time.perf_counter(), step
+
+    def finish(pending):
+        """Read a dispatched chunk's metrics (one chunk late), log them, advance the bar."""
+        nonlocal last_time
+        start, end, metrics = pending
+        values = _read_metrics(metrics, end)
+        now = time.perf_counter()
+        images_per_sec = (end - start) * batch_size / max(now - last_time, 1e-9)
+        last_time = now
+        bar.update(end - start)
+        bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}",
+                        img_s=f"{images_per_sec:.0f}", refresh=False)
+        if "log" in schedule.due(end):
+            writers.scalars(end, {**values, "images_per_sec": images_per_sec, "time": time.time()})
+
+    with StopSignals() as signals:
+        while step < num_steps:
+            end = schedule.next_boundary(step)
+            state, metrics = pipeline.advance(state, step, end - step)
+            if pending is not None:
+                finish(pending)
+            pending, step = (step, end, metrics), end
+            stop = signals.stop_requested(end)
+            due = schedule.due(end)
+            if stop or due - {"log"}:
+                finish(pending)  # the state is known good before anything is written from it
+                pending = None
+                if "grid" in due:
+                    writers.grid(end, grids.image(state), provenance(end))
+                if stop or "checkpoint" in due:
+                    checkpoint.save(manager, state, config, facts)
+                    last_saved = end
+            if stop:
+                bar.close()
+                print(f"Received {signals.received}: saved a checkpoint at step {end} in "
+                      f"{checkpoint.checkpoint_dir(workdir)}; rerun the same command to resume.")
+                return state
+    bar.close()
+    if writers.is_main:
+        print(f"Done: step {last_saved} checkpoint in {checkpoint.checkpoint_dir(workdir)}; "
+              f"sample grid {writers.last_grid}; metrics {writers.describe()}.")
+    return state

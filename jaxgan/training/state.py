@@ -1,0 +1,80 @@
+"""The training state (one immutable pytree) and the networks and optimisers it belongs to."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxgan.mesh import AXIS
+from jaxgan.models import build_models
+
+
+@flax.struct.dataclass
+class GANState:
+    step: jax.Array          # int32 scalar: number of completed training steps
+    g_params: Any
+    g_stats: Any             # generator BatchNorm running statistics
+    d_params: Any
+    d_stats: Any             # discriminator BatchNorm running statistics ({} without BatchNorm)
+    g_opt_state: Any
+    d_opt_state: Any
+    ema_params: Any          # exponential moving average of g_params: what sampling uses
+    ema_stats: Any           # moving average of g_stats, matching ema_params
+
+
+@dataclasses.dataclass(frozen=True)
+class GAN:
+    """What a config builds once and every part of training shares: both networks (BatchNorm
+    averaging over the mesh axis "data" in training mode), both optimisers, the data's shape."""
+    generator: Any
+    discriminator: Any
+    g_tx: optax.GradientTransformation
+    d_tx: optax.GradientTransformation
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    latent_dim: int
+
+    @classmethod
+    def build(cls, config, image_shape, num_classes: int) -> "GAN":
+        generator, discriminator = build_models(config.model, image_shape, num_classes,
+                                                axis_name=AXIS)
+        g_tx, d_tx = make_optimizers(config.train)
+        return cls(generator, discriminator, g_tx, d_tx, tuple(image_shape), num_classes,
+                   config.model.latent_dim)
+
+    def init_variables(self, key):
+        """Fresh generator and discriminator variables ({'params', 'batch_stats'} each)."""
+        g_key, d_key = jax.random.split(key)
+        z = jnp.zeros((1, self.latent_dim), jnp.float32)
+        labels = jnp.zeros((1,), jnp.int32)
+        x = jnp.zeros((1, *self.image_shape), jnp.float32)
+        return (self.generator.init(g_key, z, labels, train=False),
+                self.discriminator.init(d_key, x, labels, train=False))
+
+    def create_state(self, key) -> GANState:
+        g_vars, d_vars = self.init_variables(key)
+        g_stats = g_vars.get("batch_stats", {})  # absent for a family without BatchNorm
+        return GANState(
+            step=jnp.zeros((), jnp.int32),
+            g_params=g_vars["params"], g_stats=g_stats,
+            d_params=d_vars["params"], d_stats=d_vars.get("batch_stats", {}),
+            g_opt_state=self.g_tx.init(g_vars["params"]),
+            d_opt_state=self.d_tx.init(d_vars["params"]),
+            # Copies: the state is donated to the step, and one buffer cannot be donated twice.
+            ema_params=jax.tree.map(jnp.copy, g_vars["params"]),
+            ema_stats=jax.tree.map(jnp.copy, g_stats))
+
+    def abstract_state(self) -> GANState:
+        """Shapes and dtypes of the state, without allocating it (Orbax restore target)."""
+        return jax.eval_shape(lambda: self.create_state(jax.random.key(0)))
+
+
+def make_optimizers(train_config):
+    """One Adam per network (optax), learning rates and betas from the config."""
+    def adam(lr):
+        return optax.adam(lr, b1=train_config.b1, b2=train_config.b2)
+    return adam(train_config.g_lr), adam(train_config.d_lr)
