@@ -272,7 +272,7 @@ def digits():
 @pytest.fixture(scope="module")
 def real_classifier(digits, tmp_path_factory):
     return classifier.real_classifier(digits.images, digits.labels, 10, 0,
-                                      str(tmp_path_factory.mktemp("classifier")), "digits-test")
+                                      str(tmp_path_factory.mktemp("classifier")), {"source": "digits-test"})
 
 
 def test_held_out_split_is_disjoint_stratified_and_seeded(digits):
@@ -297,7 +297,7 @@ def test_classifier_is_cached_and_named_apart_from_fid(digits, real_classifier, 
     extractor, _ = real_classifier
     cache = os.path.dirname(next(iter(
         p for p in tmp_path_factory.getbasetemp().rglob("classifier-*.msgpack"))))
-    again, _ = classifier.real_classifier(digits.images, digits.labels, 10, 0, cache, "digits-test")
+    again, _ = classifier.real_classifier(digits.images, digits.labels, 10, 0, cache, {"source": "digits-test"})
     assert again.id == extractor.id
     from jaxgan.evaluation.evaluator import metric_name
     assert metric_name("fid", "classifier") == "fd_classifier"

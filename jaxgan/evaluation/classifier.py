@@ -85,10 +85,12 @@ def _shift_batch(images_BHWC, key, max_shift: int = 2):
 
 
 def train_classifier(images_NHWC, labels_N, num_classes: int, seed: int,
-                     steps: int = TRAIN_STEPS) -> dict:
+                     steps: int | None = None, progress: bool = False, desc: str = "classifier") -> dict:
     """Parameters of a SmallCNN trained on the images (class labels, or rotations when
     num_classes == 0). The data sit on one device; the network is small enough that one
     device trains it in seconds at digits/CIFAR sizes."""
+    from tqdm import tqdm
+    steps = steps or TRAIN_STEPS
     rotation_task = num_classes == 0
     model = SmallCNN(4 if rotation_task else num_classes)
     images = jnp.asarray(images_NHWC)
@@ -116,7 +118,7 @@ def train_classifier(images_NHWC, labels_N, num_classes: int, seed: int,
 
     opt_state = optimizer.init(params)
     train_key = jax.random.fold_in(key, 1)
-    for i in range(steps):
+    for i in tqdm(range(steps), desc=f"training the {desc}", disable=not progress, leave=False):
         params, opt_state = step(params, opt_state, images, labels, jax.random.fold_in(train_key, i))
     return jax.device_get(params)
 
@@ -153,7 +155,7 @@ class ClassifierExtractor:
                 "features": f"{FEATURE_DIM}-d penultimate layer"}
 
 
-def classifier_spec(data_key: str, image_shape, num_classes: int, num_images: int, seed: int) -> dict:
+def classifier_spec(data_key: dict, image_shape, num_classes: int, num_images: int, seed: int) -> dict:
     spec = {"data": data_key, "image_shape": list(map(int, image_shape)), "num_classes": int(num_classes),
             "num_images": int(num_images), "seed": int(seed), "steps": TRAIN_STEPS,
             "arch_version": ARCH_VERSION,
@@ -163,7 +165,8 @@ def classifier_spec(data_key: str, image_shape, num_classes: int, num_images: in
 
 
 def real_classifier(images_NHWC, labels_N, num_classes: int, seed: int, cache_dir: str,
-                    data_key: str, devices=None) -> tuple[ClassifierExtractor, dict]:
+                    data_key: dict, devices=None, progress: bool = False
+                    ) -> tuple[ClassifierExtractor, dict]:
     """The classifier of the real training images (trained once, then read from `cache_dir`)
     and {"held_out_accuracy", "num_train", "num_held_out"}."""
     spec = classifier_spec(data_key, np.shape(images_NHWC)[1:], num_classes, len(labels_N), seed)
@@ -178,7 +181,8 @@ def real_classifier(images_NHWC, labels_N, num_classes: int, seed: int, cache_di
     else:
         images = np.asarray(images_NHWC)
         params = train_classifier(images[train_index], np.asarray(labels_N)[train_index],
-                                  num_classes, seed)
+                                  num_classes, seed, progress=progress,
+                                  desc="real-data classifier (once; cached)")
         _write_atomic(path, flax.serialization.to_bytes(params))
         _write_atomic(path[:-len(".msgpack")] + ".json", json.dumps(spec, indent=1).encode())
     extractor = ClassifierExtractor(params, num_outputs, spec, devices)
@@ -191,9 +195,10 @@ def real_classifier(images_NHWC, labels_N, num_classes: int, seed: int, cache_di
 
 
 def gan_train_accuracy(fake_NHWC, fake_labels_N, num_classes: int, held_images_NHWC,
-                       held_labels_N, seed: int) -> float:
+                       held_labels_N, seed: int, progress: bool = False) -> float:
     """GAN-train / CAS: train on generated images with their requested labels, test on real ones."""
-    params = train_classifier(fake_NHWC, fake_labels_N, num_classes, seed)
+    params = train_classifier(fake_NHWC, fake_labels_N, num_classes, seed, progress=progress,
+                              desc="GAN-train classifier on generated images")
     logits = BatchedApply(lambda p, x: SmallCNN(num_classes).apply({"params": p}, x)[1], params,
                           PER_DEVICE_BATCH)(held_images_NHWC)
     return float(np.mean(np.argmax(logits, axis=1) == np.asarray(held_labels_N)))

@@ -137,7 +137,7 @@ def evaluate_images(fake: ImageSet, real: ImageSet | None, metrics=ALL_METRICS,
         real_classifier, classifier_info = classifier_lib.real_classifier(
             real.images, labels, num_classes, seed,
             classifier_cache or os.path.join(cache_dir(), "classifiers"),
-            json.dumps(real_key or {}, sort_keys=True), devices)
+            real_key or {"real": real.description}, devices, progress)
     if kind == "inception":
         from jaxgan.evaluation.features import load_inception
         feature_extractor = load_inception(inception_weights, devices=devices)
@@ -213,7 +213,8 @@ def evaluate_images(fake: ImageSet, real: ImageSet | None, metrics=ALL_METRICS,
         from jaxgan.evaluation import classifier as classifier_lib
         _, held = classifier_lib.held_out_split(real.labels, seed)
         values["gan_train_accuracy"] = classifier_lib.gan_train_accuracy(
-            fake.images, fake.labels, len(real.class_names), real.images[held], real.labels[held], seed)
+            fake.images, fake.labels, len(real.class_names), real.images[held], real.labels[held], seed,
+            progress)
     if ("gan_test" in wanted or "gan_train" in wanted) and "held_out_accuracy" in classifier_info:
         values["real_held_out_accuracy"] = classifier_info["held_out_accuracy"]
         protocol["classifier_split"] = {k: v for k, v in classifier_info.items()
@@ -226,8 +227,6 @@ def evaluate_images(fake: ImageSet, real: ImageSet | None, metrics=ALL_METRICS,
         if out_dir:
             files["memorisation_pairs"] = _write_pairs(fake.images, real.images, memo, out_dir, tag)
     protocol["seconds"] = round(time.perf_counter() - started, 2)
-    for note in notes:
-        logging.warning("%s", note)
     return {"metrics": values, "per_class": per_class, "protocol": protocol, "notes": notes,
             "files": files}
 
@@ -331,7 +330,7 @@ def evaluate(workdir_or_sampler, step=None, num: int = 10_000, metrics=ALL_METRI
              extractor: str = "auto", inception_weights: str | None = None,
              truncation: float = 1.0, seed: int = 0, num_real: int = MAX_REAL,
              reference: str | None = None, write: bool = True, progress: bool = False,
-             devices=None) -> dict:
+             devices=None, workdir: str | None = None, real: ImageSet | None = None) -> dict:
     """Evaluate a trained generator against its training data.
 
     `workdir_or_sampler`: a training workdir (the checkpoint at `step`, default the latest) or a
@@ -339,11 +338,13 @@ def evaluate(workdir_or_sampler, step=None, num: int = 10_000, metrics=ALL_METRI
     turn); the real images are the run's training set (up to `num_real`). Returns
     {"step", "metrics", "per_class", "protocol", "notes", "files"}; with a workdir and `write`,
     also writes `<workdir>/eval/step_<N>.json` (and the memorisation pairs PNG beside it).
+    With a sampler, `workdir` says where the classifier is cached and the files go; `real`
+    (from `load_real`) saves reloading the training images on every call.
     """
     from jaxgan.evaluation.data_access import load_sampler
     if num < 2:
         raise UserError(f"--num must be at least 2, got {num}")
-    workdir = None
+    workdir = os.path.abspath(os.fspath(workdir)) if workdir else None
     if isinstance(workdir_or_sampler, (str, os.PathLike)):
         workdir = os.path.abspath(os.fspath(workdir_or_sampler))
         sampler = load_sampler(workdir, step)
@@ -355,6 +356,9 @@ def evaluate(workdir_or_sampler, step=None, num: int = 10_000, metrics=ALL_METRI
     if reference:
         reference_stats = load_reference(reference)
         real, real_key = None, None
+    elif real is not None:
+        real_key = {"source": sampler.config.data.source, "split": "train",
+                    "resolution": int(real.images.shape[1]), "channels": int(real.images.shape[3])}
     else:
         real, real_key = load_real(sampler.config.data, num_real, seed)
     eval_dir = os.path.join(workdir, "eval") if workdir else None
