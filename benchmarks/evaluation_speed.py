@@ -20,9 +20,17 @@ def inception_throughput(num_images: int, per_device_batch: int) -> None:
         extractor = features.load_inception(allow_download=False)
         which = "FID weights"
     else:
-        variables = jax.jit(inception.InceptionV3().init)(
-            jax.random.key(0), np.zeros((1, 299, 299, 3), np.float32))
-        extractor = features.InceptionExtractor(jax.device_get(variables), "0" * 64,
+        shapes = jax.eval_shape(inception.InceptionV3().init, jax.random.key(0),
+                                jax.ShapeDtypeStruct((1, 299, 299, 3), np.float32))
+        rng = np.random.default_rng(0)
+
+        def random_leaf(path, s):
+            name = jax.tree_util.keystr(path)
+            if "kernel" in name:  # He-scaled, so activations stay finite through 94 layers
+                return (rng.normal(size=s.shape) * np.sqrt(2 / np.prod(s.shape[:-1]))).astype(np.float32)
+            return np.full(s.shape, 1.0 if ("scale" in name or "var" in name) else 0.0, np.float32)
+        variables = jax.tree_util.tree_map_with_path(random_leaf, shapes)
+        extractor = features.InceptionExtractor(variables, "0" * 64,
                                                 per_device_batch=per_device_batch)
         which = "random weights (same cost)"
     batch = extractor._apply.batch

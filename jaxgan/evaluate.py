@@ -85,6 +85,8 @@ def run(args) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from absl import logging
+    logging.set_verbosity(logging.ERROR)  # Orbax warns about read-only managers
     from jaxgan.evaluation.evaluator import format_table
     try:
         result = run(args)

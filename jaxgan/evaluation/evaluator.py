@@ -59,6 +59,8 @@ def choose_extractor(extractor: str, inception_weights: str | None) -> tuple[str
     """(extractor actually used, a note when `auto` fell back to the classifier)."""
     if extractor not in EXTRACTORS:
         raise UserError(f"unknown extractor {extractor!r}; choose from {', '.join(EXTRACTORS)}")
+    if inception_weights and not os.path.isfile(os.path.expanduser(inception_weights)):
+        raise UserError(f"no such Inception weights file: {inception_weights}")
     if extractor != "auto":
         return extractor, None
     if cached_weights_available(inception_weights):
@@ -351,10 +353,10 @@ def evaluate(workdir_or_sampler, step=None, num: int = 10_000, metrics=ALL_METRI
     else:
         sampler = workdir_or_sampler
     metrics = parse_metrics(metrics)
+    choose_extractor(extractor, inception_weights)  # user mistakes before any work
+    reference_stats = load_reference(reference) if reference else None
     fake = generate(sampler, num, seed, truncation, progress)
-    reference_stats = None
     if reference:
-        reference_stats = load_reference(reference)
         real, real_key = None, None
     elif real is not None:
         real_key = {"source": sampler.config.data.source, "split": "train",
