@@ -97,3 +97,17 @@ def test_reference_statistics_file_is_checked(tmp_path, capsys, workdir):
     np.savez(bad, mu=np.zeros(3), sigma=np.eye(4))
     code, _, err = run_cli(capsys, "--workdir", workdir, "--num", 20, "--reference", bad)
     assert code == 1 and "do not match" in err
+
+
+def test_training_evaluator_scores_live_generator_variables(workdir):
+    """What the training loop's hook calls: variables in, flat metrics out, JSON written."""
+    from jaxgan.evaluation.during_training import TrainingEvaluator
+    sampler = jaxgan.load_sampler(workdir)
+    facts = {"class_names": list(sampler.class_names), "num_classes": sampler.num_classes,
+             "image_shape": list(sampler.image_shape)}
+    evaluator = TrainingEvaluator(sampler.config, str(workdir), facts, num_samples=50,
+                                  metrics="gan_test", extractor="classifier")
+    values = evaluator(sampler.variables, 7)
+    assert set(values) == {"gan_test_accuracy", "real_held_out_accuracy"}
+    saved = json.loads((workdir / "eval" / "step_7.json").read_text())
+    assert saved["metrics"] == values and saved["protocol"]["num_fake"] == 50
