@@ -51,6 +51,7 @@ def test_workdir_evaluation_prints_a_table_and_writes_json(workdir, capsys):
     assert 0.0 <= result["metrics"]["gan_test_accuracy"] <= 1.0
     assert os.path.isfile(workdir / "eval" / "memorisation_step_2.png")
     assert any("rank-deficient" in note for note in result["notes"])  # 100 fakes, 128-d features
+    assert jaxgan.load_sampler(workdir, "best").step == 2  # the one evaluated checkpoint
 
 
 def test_jaxgan_evaluate_is_callable_with_a_sampler(workdir):
