@@ -338,3 +338,15 @@ def test_best_step_reads_the_evaluation_results(tmp_path):
     assert best.best_step(tmp_path, kept, "gan_test_accuracy") == 300
     with pytest.raises(UserError, match="no evaluated checkpoint"):
         best.best_step(tmp_path, [500])
+
+
+def test_features_do_not_depend_on_device_count_or_padding(digits, real_classifier):
+    import jax
+    extractor, _ = real_classifier
+    one = classifier.ClassifierExtractor(extractor.params, 10, extractor.spec, devices=jax.devices()[:1])
+    images = digits.images[:37]  # not a multiple of either batch: the last batch is padded
+    everywhere, single = extractor(images), one(images)
+    assert everywhere["features"].shape == (37, classifier.FEATURE_DIM)
+    np.testing.assert_allclose(everywhere["features"], single["features"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(everywhere["features"][:5], extractor(images[:5])["features"],
+                               rtol=1e-5, atol=1e-5)
