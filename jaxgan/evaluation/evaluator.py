@@ -21,10 +21,7 @@ from jaxgan.errors import UserError
 from jaxgan.evaluation import metrics as metrics_lib
 from jaxgan.evaluation.weights import cache_dir, cached_weights_available
 
-ALL_METRICS = ("fid", "kid", "is", "pr", "intra_fid", "gan_test", "gan_train", "memorisation")
-CONDITIONAL_METRICS = ("intra_fid", "gan_test", "gan_train")
-EXTRACTORS = ("auto", "inception", "classifier")
-MAX_REAL = 50_000            # real images used by default: the whole set, up to this many
+from jaxgan.evaluation.names import ALL_METRICS, CONDITIONAL_METRICS, EXTRACTORS, MAX_REAL  # noqa: F401
 MEMORISATION_PAIRS = 8       # closest (generated, real) pairs shown in the PNG
 GENERATE_CHUNK = 1000
 
