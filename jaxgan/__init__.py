@@ -14,6 +14,7 @@ Package map (imports point down; nothing imports training.loop):
   training/      state, step, pipeline (device / host / disk tiers), checkpoint, writers, loop
   evaluation/    feature extractors and metrics
   art/           sampling, export (provenance, GIFs, novelty), watermark, sample.py's logic
+  gallery/       people rate generated images and take blind trials (python -m jaxgan.gallery)
   images.py, mesh.py, errors.py   shared by all of the above
 """
 import importlib
