@@ -37,7 +37,7 @@ def no_process_left_behind():
     for process in STARTED:
         if process.poll() is None:
             process.kill()
-            process.communicate()
+            process.wait()
     STARTED.clear()
 
 
@@ -49,26 +49,40 @@ def start(workdir, num_processes, **overrides):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo",
            # (conftest's 8 devices are for the test process itself)
            "XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES // num_processes}",
-           # every small program cached: the processes all compile the same ones
+           # every small program cached: the runs all compile the same ones
            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    if num_processes > 1:
+        # JAX writes the persistent cache from process 0 only, so process 0 would load what
+        # process 1 compiles, and a host more than 30 s behind the other at a collective fails
+        # gloo's set-up ("GetKeyValue() timed out"): on this shared CPU, it was.
+        env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
     command = [sys.executable, str(ROOT / "train.py"), f"--workdir={workdir}",
                *override_flags(**{**RUN, **overrides})]
     if num_processes > 1:
         command += [f"--coordinator_address=127.0.0.1:{free_port()}",
                     f"--num_processes={num_processes}"]
-    processes = [subprocess.Popen(command + ([f"--process_id={i}"] if num_processes > 1 else []),
-                                  cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-                 for i in range(num_processes)]
-    STARTED.extend(processes)
+    processes = []
+    for i in range(num_processes):
+        # Output to files, not pipes: a process blocked on a full pipe that nobody reads yet
+        # would stall the collectives of all the others.
+        log = workdir.parent / f"{workdir.name}-{len(STARTED)}-{i}.log"
+        with open(log, "w") as out:
+            process = subprocess.Popen(command + ([f"--process_id={i}"] if num_processes > 1 else []),
+                                       cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process.log = log
+        processes.append(process)
+        STARTED.append(process)
     return processes
 
 
 def finish(processes, timeout=600):
-    """(stdout, stderr) of each process; all must exit 0."""
-    outputs = [p.communicate(timeout=timeout) for p in processes]
-    for p, (_, err) in zip(processes, outputs):
-        assert p.returncode == 0, err[-3000:]
+    """The output of each process; all must exit 0."""
+    deadline = time.time() + timeout
+    for p in processes:
+        p.wait(timeout=max(1, deadline - time.time()))
+    outputs = [p.log.read_text() for p in processes]
+    for p, output in zip(processes, outputs):
+        assert p.returncode == 0, f"{p.log}:\n{output[-3000:]}"
     return outputs
 
 
@@ -93,7 +107,7 @@ def wait_for_step(workdir, step, processes):
         if metrics.exists() and any(s >= step for s in logged_steps(workdir)):
             return
         for p in processes:
-            assert p.poll() is None, p.communicate()[1][-3000:]
+            assert p.poll() is None, p.log.read_text()[-3000:]
         time.sleep(0.2)
     raise AssertionError(f"step {step} was not logged in 10 minutes")
 
@@ -116,8 +130,8 @@ def test_two_hosts_train_as_one_stop_together_and_resume_in_either_layout(tmp_pa
     processes[1].send_signal(signal.SIGTERM)
     outputs = finish(processes, timeout=300)
     stopped = [int(out.split("saved a checkpoint at step ")[1].split()[0])
-               for out, _ in outputs if "saved a checkpoint at step " in out]
-    assert len(stopped) == 2 and stopped[0] == stopped[1], [out for out, _ in outputs]
+               for out in outputs if "saved a checkpoint at step " in out]
+    assert len(stopped) == 2 and stopped[0] == stopped[1], [out[-2000:] for out in outputs]
     step = stopped[0]
     assert sorted(os.listdir(one / "checkpoints"), key=int) == ["2", str(step)]
 
