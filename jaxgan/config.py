@@ -124,6 +124,7 @@ KEYS: dict[str, Key] = {
     "train.steps_per_call": integer(1, "steps per dispatch: 1 on CPUs, 10-100 on GPUs/TPUs", 1),
     "train.log_every_steps": integer(100, "metrics line every this many steps", 1),
     "train.sample_every_steps": integer(500, "sample grid PNG every this many steps", 1),
+    "train.tensorboard": boolean(True, "also write TensorBoard event files to <workdir>/tensorboard"),
 
     "checkpoint.every_steps": integer(1000, "checkpoint every this many steps", 1),
     "checkpoint.keep": integer(3, "how many recent checkpoints are kept", 1),
@@ -148,7 +149,8 @@ KEYS: dict[str, Key] = {
 # Keys a run may change on resume without changing what is trained: everything else that differs
 # from the saved config is named when the saved state does not fit the new one.
 RUN_ONLY_KEYS = ("train.num_steps", "train.steps_per_call", "train.log_every_steps",
-                 "train.sample_every_steps", "checkpoint.every_steps", "checkpoint.keep",
+                 "train.sample_every_steps", "train.tensorboard", "checkpoint.every_steps",
+                 "checkpoint.keep",
                  "data.device_cache_mb", "data.host_cache_mb", "data.tfds_data_dir",
                  "data.tfds_reader", "data.download", "checkpoint.best_metric", "eval.every_steps",
                  "eval.num_samples", "eval.metrics", "eval.extractor", "eval.inception_weights")

@@ -191,7 +191,7 @@ def _train(config, workdir, dataset, gan, mesh, manager):
         print(f"Already trained: {checkpoint.checkpoint_dir(workdir)} holds step {step} "
               f">= train.num_steps={num_steps}. Raise --config.train.num_steps to train further.")
         return state
-    writers = Writers(workdir, is_main=jax.process_index() == 0)
+    writers = Writers.for_run(workdir, jax.process_index() == 0, config, step)
     pipeline = Pipeline(config, gan, dataset, mesh)
     evaluator = None
     if config.eval.every_steps:  # the evaluation's one hook into training
