@@ -22,7 +22,15 @@ def define_flags():
                                     lock_config=True)
     flags.DEFINE_string("workdir", None, "Where checkpoints, samples and metrics go "
                         "(default: runs/<config file name>).")
-    flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host).")
+    flags.DEFINE_bool("distributed", False, "Multi-host: call jax.distributed.initialize(), which "
+                      "finds the other hosts itself on Cloud TPU, SLURM, Open MPI and Kubernetes.")
+    # Elsewhere (or to run several processes on one machine) say where the coordinator is. The
+    # same command runs on every host; only --process_id differs.
+    flags.DEFINE_string("coordinator_address", None, "Multi-host: HOST:PORT of process 0 "
+                        "(implies --distributed).")
+    flags.DEFINE_integer("num_processes", None, "Multi-host: how many processes take part.")
+    flags.DEFINE_integer("process_id", None, "Multi-host: this process's index, 0 .. "
+                         "num_processes-1 (process 0 writes metrics, grids and TensorBoard files).")
 
 
 def main(argv):
@@ -38,9 +46,10 @@ def main(argv):
     workdir = FLAGS.workdir or os.path.join("runs", config_name)
     try:
         config = resolve(FLAGS.config)  # before JAX starts: a bad value costs no wait
-        if FLAGS.distributed:
+        if FLAGS.distributed or FLAGS.coordinator_address:
             import jax
-            jax.distributed.initialize()
+            jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
+                                       FLAGS.process_id)
         jaxgan.train_and_evaluate(config, workdir)
     except jaxgan.UserError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -24,8 +24,8 @@ __version__ = "0.1.0"
 from jaxgan.errors import UserError
 
 _LAZY = {"train_and_evaluate": "jaxgan.training.loop", "load_sampler": "jaxgan.art.sampling",
-         "Sampler": "jaxgan.art.sampling"}
-__all__ = ["Sampler", "UserError", "__version__", "load_sampler", "train_and_evaluate"]
+         "Sampler": "jaxgan.art.sampling", "evaluate": "jaxgan.evaluation"}
+__all__ = ["Sampler", "UserError", "__version__", "evaluate", "load_sampler", "train_and_evaluate"]
 
 
 def __getattr__(name):

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import ml_collections
 
 from jaxgan.errors import UserError
+from jaxgan.evaluation.names import ALL_METRICS, EXTRACTORS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +70,11 @@ def _source_ok(source: str) -> bool:
                                   and len(source.split(":", 1)[1]) > 0)
 
 
+def _metric_list(text: str) -> bool:
+    names = [n.strip() for n in text.split(",")]
+    return all(n in ALL_METRICS for n in names)
+
+
 def _power_of_two(v) -> bool:
     return _is_int(v) and 8 <= v <= 1024 and v & (v - 1) == 0
 
@@ -120,18 +126,37 @@ KEYS: dict[str, Key] = {
     "train.steps_per_call": integer(1, "steps per dispatch: 1 on CPUs, 10-100 on GPUs/TPUs", 1),
     "train.log_every_steps": integer(100, "metrics line every this many steps", 1),
     "train.sample_every_steps": integer(500, "sample grid PNG every this many steps", 1),
+    "train.tensorboard": boolean(True, "also write TensorBoard event files to <workdir>/tensorboard"),
 
     "checkpoint.every_steps": integer(1000, "checkpoint every this many steps", 1),
     "checkpoint.keep": integer(3, "how many recent checkpoints are kept", 1),
+    "checkpoint.best_metric": text("", "also keep the checkpoint with the best value of this "
+                                   "evaluation result (e.g. fid, fd_classifier, "
+                                   "gan_test_accuracy); '' = none", "'' or a result name such as "
+                                   "fid or fd_classifier", lambda v: v == "" or v.replace("_", "")
+                                   .isalnum() and v.islower(), "FID!"),
+
+    "eval.every_steps": integer(0, "evaluate every this many steps and at the end (0 = never)", 0),
+    "eval.num_samples": integer(2000, "generated images per evaluation", 2),
+    "eval.metrics": text("fid,gan_test", "comma-separated: " + ",".join(ALL_METRICS),
+                         "a comma-separated list of " + ", ".join(ALL_METRICS), _metric_list,
+                         "fid,bogus"),
+    "eval.extractor": choice("auto", "feature space: 'inception' (pytorch-fid's; needs its "
+                             "weights), 'classifier' (trained on the run's data), 'auto'",
+                             *EXTRACTORS),
+    "eval.inception_weights": text("", "path of pt_inception-2015-12-05-6726825d.pth ('' = "
+                                   "$JAXGAN_CACHE, downloaded once)"),
 }
 
 # Keys a run may change on resume without changing what is trained: everything else that differs
 # from the saved config is named when the saved state does not fit the new one.
 RUN_ONLY_KEYS = ("train.num_steps", "train.steps_per_call", "train.log_every_steps",
-                 "train.sample_every_steps", "checkpoint.every_steps", "checkpoint.keep",
+                 "train.sample_every_steps", "train.tensorboard", "checkpoint.every_steps",
+                 "checkpoint.keep",
                  "data.device_cache_mb", "data.host_cache_mb", "data.max_image_pixels",
                  "data.tfds_data_dir",
-                 "data.tfds_reader", "data.download")
+                 "data.tfds_reader", "data.download", "checkpoint.best_metric", "eval.every_steps",
+                 "eval.num_samples", "eval.metrics", "eval.extractor", "eval.inception_weights")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -181,6 +206,9 @@ def resolve(config) -> ml_collections.ConfigDict:
         for section in sections:
             node = node[section]
         node[name] = float(value) if isinstance(node[name], float) else value
+    if resolved.checkpoint.best_metric and not resolved.eval.every_steps:
+        raise UserError(f"checkpoint.best_metric={resolved.checkpoint.best_metric!r} needs "
+                        "evaluations: set eval.every_steps > 0")
     resolved.lock()
     return resolved
 

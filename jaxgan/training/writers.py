@@ -1,13 +1,17 @@
 """Where a run's numbers and pictures go: one writer object behind the training loop.
 
-`Writers` fans every record out to its writers (today metrics.jsonl; TensorBoard plugs in as one
-more) and writes nothing on processes other than the first, so a multi-host run keeps one copy.
+`Writers` fans every record out to its writers (metrics.jsonl, and TensorBoard event files under
+`<workdir>/tensorboard/`) and writes nothing on processes other than the first, so a multi-host run
+keeps one copy.
 """
 from __future__ import annotations
 
 import json
 import os
 
+import numpy as np
+
+from jaxgan.config import flatten
 from jaxgan.images import save_png
 
 
@@ -40,14 +44,74 @@ class JsonlWriter:
         pass
 
 
+class TensorBoardWriter:
+    """TensorBoard event files in `<workdir>/tensorboard/`: every scalar, the sample grids as
+    images, and the run's config as text (at the step the run started or resumed from).
+
+    Written with tensorboardX rather than the `tensorboard` package: tensorboard's own summary
+    ops need TensorFlow for images and text (which jaxgan must not import, and which breaks libtpu
+    when installed on a TPU VM), while tensorboardX writes the same event protocol with only
+    numpy and protobuf. Imported here, lazily: `import jaxgan` stays light.
+
+    Resume: a run that crashed after its last checkpoint had already logged steps it will train
+    again. The writer opens with `purge_step=start_step + 1`, a marker TensorBoard honours by
+    discarding every earlier-written event after `start_step`, so the curves show each step once,
+    as trained by the run that the checkpoints continue.
+    """
+
+    def __init__(self, workdir: str, start_step: int = 0, config=None):
+        from tensorboardX import SummaryWriter
+        self.path = os.path.join(workdir, "tensorboard")
+        self._writer = SummaryWriter(self.path, purge_step=start_step + 1 if start_step else None,
+                                     flush_secs=30)
+        if config is not None:
+            self._writer.add_text("config", config_markdown(config), start_step)
+
+    def scalars(self, step: int, values: dict) -> None:
+        for name, value in values.items():
+            if name != "time":  # every event carries its wall time already
+                self._writer.add_scalar(name, value, step)
+
+    def image(self, step: int, path: str, image_HWC, text: dict) -> None:
+        image_HWC = np.asarray(image_HWC)
+        if image_HWC.ndim == 2:
+            image_HWC = image_HWC[:, :, None]
+        self._writer.add_image("samples", image_HWC, step, dataformats="HWC")
+        self._writer.flush()  # grids are rare: show each at once
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def config_markdown(config) -> str:
+    """The config as a two-column Markdown table (TensorBoard's text tab renders Markdown)."""
+    rows = [f"| {key} | `{value!r}` |" for key, value in sorted(flatten(config).items())]
+    return "\n".join(["| key | value |", "| --- | --- |", *rows])
+
+
 class Writers:
-    """The loop's one writer: scalars to every writer, sample grids as PNG files + to writers."""
+    """The loop's one writer: scalars to every writer, sample grids as PNG files + to writers.
+
+    On processes other than the first it holds no writer and writes nothing (no file is opened).
+    """
 
     def __init__(self, workdir: str, is_main: bool, writers=None):
         self.is_main = is_main
         self.samples_dir = os.path.join(workdir, "samples")
+        if not is_main:
+            writers = []
         self.writers = list(writers) if writers is not None else [JsonlWriter(workdir)]
         self.last_grid = None
+
+    @classmethod
+    def for_run(cls, workdir: str, is_main: bool, config, start_step: int) -> "Writers":
+        """metrics.jsonl, plus TensorBoard when `train.tensorboard` is on."""
+        if not is_main:
+            return cls(workdir, is_main)
+        writers = [JsonlWriter(workdir)]
+        if config.train.tensorboard:
+            writers.append(TensorBoardWriter(workdir, start_step, config))
+        return cls(workdir, is_main, writers)
 
     def scalars(self, step: int, values: dict) -> None:
         if self.is_main:
