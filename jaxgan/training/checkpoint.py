@@ -45,7 +45,8 @@ def make_manager(workdir, keep: int = 3, read_only: bool = False,
     elif best_metric:
         from jaxgan.evaluation.best import lower_is_better
         policies = ocp.checkpoint_managers
-        options = ocp.CheckpointManagerOptions(create=True, preservation_policy=(
+        options = ocp.CheckpointManagerOptions(create=True, cleanup_tmp_directories=True,
+                                               preservation_policy=(
             policies.AnyPreservationPolicy([
                 policies.LatestN(keep),
                 policies.BestN(get_metric_fn=lambda metrics: metrics[best_metric],
