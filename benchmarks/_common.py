@@ -234,3 +234,38 @@ def build_gan(config, image_shape, num_classes: int, mesh=None):
     state = jax.device_put(gan.create_state(jax.random.key(config.seed)),
                            mesh_lib.replicated(mesh))
     return gan, mesh, state
+
+
+class JaxStep:
+    """The bare training step of a config: jax.jit(make_train_step(...), donate_argnums=0) on a
+    fixed synthetic batch sharded over the mesh, keys fold_in(seed key, call count)."""
+
+    def __init__(self, config, image_shape, num_classes: int):
+        import jax
+        from jaxgan import mesh as mesh_lib
+        from jaxgan.training.step import make_train_step
+
+        self.config, self.image_shape, self.num_classes = config, image_shape, num_classes
+        self.batch_size = config.train.batch_size
+        self.gan, self.mesh, self.state = build_gan(config, image_shape, num_classes)
+        self.g_count = sum(x.size for x in jax.tree.leaves(self.state.g_params))
+        self.d_count = sum(x.size for x in jax.tree.leaves(self.state.d_params))
+        self.batch_np = synthetic_batch(config, image_shape, num_classes)
+        self.batch = jax.device_put(self.batch_np, mesh_lib.split(self.mesh))
+        self.jitted = jax.jit(make_train_step(self.gan, config.train, self.mesh),
+                              donate_argnums=0)
+        self.base_key = jax.random.key(config.seed)
+        self.count = 0
+        self.metrics = None
+
+    def call(self, k: int = 1):
+        """k steps dispatched back to back, then a block."""
+        import jax
+        for _ in range(k):
+            key = jax.random.fold_in(self.base_key, self.count)
+            self.state, self.metrics = self.jitted(self.state, self.batch, key)
+            self.count += 1
+        block((self.state, self.metrics))
+
+    def compiled(self):
+        return self.jitted.lower(self.state, self.batch, self.base_key).compile()
