@@ -84,10 +84,11 @@ def config_arguments(parser: argparse.ArgumentParser, default="configs/digits.py
                         help="repeatable; --config.KEY=VALUE works as well (as train.py takes it)")
 
 
-def parse_with_config(parser: argparse.ArgumentParser, argv=None):
-    """(args, config, overrides): unknown `--config.KEY=VALUE` arguments become overrides."""
+def parse_with_config(parser: argparse.ArgumentParser, argv=None, base_overrides=()):
+    """(args, config, overrides): unknown `--config.KEY=VALUE` arguments become overrides
+    (applied after `base_overrides`, the script's own)."""
     args, unknown = parser.parse_known_args(argv)
-    overrides = list(args.override)
+    overrides = list(base_overrides) + list(args.override)
     for item in unknown:
         if not item.startswith("--config."):
             parser.error(f"unrecognized argument {item}")
