@@ -182,9 +182,9 @@ def test_small_image_raises_value_error_naming_the_size(shape):
 
 
 def test_bad_dtype_and_shape_are_rejected():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="uint8"):
         watermark.embed(np.zeros((64, 64, 3), np.float32))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"\(64, 64, 2\)"):
         watermark.embed(np.zeros((64, 64, 2), np.uint8))
 
 
