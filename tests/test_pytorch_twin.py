@@ -23,7 +23,7 @@ CASES = {
                                     "train.augment": "translation"},
     # Unconditional, no norm in D (biases), no mode seeking, RGB.
     "unconditional-no_d_norm-rgb": {"data.conditional": False, "model.d_norm": "none",
-                                      "train.mode_seeking": 0.0, "data.channels": 3},
+                                    "train.mode_seeking": 0.0, "data.channels": 3},
 }
 
 
