@@ -28,11 +28,18 @@ import _common
 #   changes them by >= 1e-3;
 # - Adam moments relative to the largest |value| of their tensor: 1e-4 (mu is (1 - b1) x the
 #   gradient: a gradient wrong in one layer, sign, scale or term is off by O(1));
-# - parameters, absolute: lr x 1e-2. Adam's first steps move each weight by about lr x sign(g),
-#   so parameters alone barely see the size of a gradient (the moments do), but any sign error
-#   moves a weight by ~2 lr;
+# - parameters, absolute: lr x 1e-2, where the gradient is clear of float noise (|mu| >=
+#   PARAM_MASK x its tensor's largest |mu| and >= 1e-6). Adam's first steps move each weight by
+#   lr x g / (|g| + eps), about lr x sign(g): any sign error moves a weight by ~2 lr, but so does
+#   float noise on a gradient that is ~0 (at the full digits widths a few Dense_0 entries are),
+#   and the moment check already covers those entries' gradients;
 # - BatchNorm running means, absolute 1e-6.
+# Beyond the first step or two of a full-size model the two runs drift apart (those noisy
+# near-zero gradients change some weights by ~lr, and the GAN amplifies it: measured at the
+# digits default widths, moments 3e-3 relative after step 2): the CLI judges step 1, the test
+# (tiny widths) every step of two.
 TOLERANCES = {"metrics": 1e-5, "moments_rel": 1e-4, "params_lr": 1e-2, "running_mean": 1e-6}
+PARAM_MASK = 1e-3
 
 
 def step_draws(key, config, batch_size: int, num_classes: int, resolution: int):
@@ -126,7 +133,10 @@ def _differences(state, ours: dict, theirs: dict, twin) -> dict:
     theirs_params, theirs_moments = pt.twin_params(twin), pt.twin_adam_moments(twin)
     for key, value in params.items():
         where = f"{key[0].upper()} {'/'.join(key[1])}"
-        note("params", np.abs(np.asarray(value) - theirs_params[key]).max(), where)
+        mu = np.abs(np.asarray(moments[key][0]))
+        clear = mu >= max(PARAM_MASK * mu.max(), 1e-6)  # gradient above float noise
+        if clear.any():
+            note("params", np.abs(np.asarray(value) - theirs_params[key])[clear].max(), where)
         for ours_m, theirs_m, label in zip(moments[key], theirs_moments[key], ("mu", "nu")):
             scale = max(np.abs(np.asarray(ours_m)).max(), 1e-30)
             note("moments_rel", np.abs(np.asarray(ours_m) - theirs_m).max() / scale,
@@ -165,10 +175,10 @@ def main(argv=None):
         raise SystemExit(f"error: the PyTorch twin does not model {', '.join(bad)}")
     reports = compare(config, image_shape, num_classes, args.steps, verbose=True)
     lr = min(config.train.g_lr, config.train.d_lr)
-    ok = all(within_tolerance(r, lr) for r in reports)
+    ok = within_tolerance(reports[0], lr)
     print(f"tolerances    metrics {TOLERANCES['metrics']:g}, Adam moments "
           f"{TOLERANCES['moments_rel']:g} relative, parameters {TOLERANCES['params_lr']:g} x lr, "
-          f"running means {TOLERANCES['running_mean']:g}: {'PASS' if ok else 'FAIL'}")
+          f"running means {TOLERANCES['running_mean']:g}, after step 1: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 
 
