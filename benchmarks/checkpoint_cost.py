@@ -9,44 +9,29 @@ median chunk time both ways, the time `save` blocks the loop, and the time until
 disk (`wait_until_finished`).
 """
 import argparse
-import importlib.util
-import os
 import statistics
-import sys
 import tempfile
 import time
 
-import jax
+import _common
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import jax  # noqa: E402
 
-from jaxgan import checkpoint, data as data_lib  # noqa: E402
-from jaxgan.state import create_state  # noqa: E402
-from jaxgan.train_step import make_device_data_runner, make_mesh  # noqa: E402
-
-
-def load_config(path):
-    spec = importlib.util.spec_from_file_location("bench_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+from jaxgan import data as data_lib  # noqa: E402
+from jaxgan.training import checkpoint  # noqa: E402
+from jaxgan.training.pipeline import make_device_data_runner, to_device  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=os.path.join(ROOT, "configs", "digits.py"))
+    _common.config_arguments(parser)
     parser.add_argument("--chunk", type=int, default=20)
     parser.add_argument("--saves", type=int, default=5)
-    args = parser.parse_args()
-    config = load_config(args.config)
-    mesh = make_mesh()
+    args, config, _ = _common.parse_with_config(parser)
     dataset = data_lib.load(config.data)
-    state = jax.device_put(create_state(config, dataset.image_shape, dataset.num_classes,
-                                        jax.random.key(0)),
-                           jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
-    device_data = data_lib.to_device(dataset, mesh)
-    run = make_device_data_runner(config, mesh, dataset.image_shape, dataset.num_classes)
+    gan, mesh, state = _common.build_gan(config, dataset.image_shape, dataset.num_classes)
+    device_data = to_device(dataset, mesh)
+    run = make_device_data_runner(config, gan, mesh)
     key, n = jax.random.key(0), args.chunk
     state, metrics = run(state, device_data, key, n)
     jax.block_until_ready(metrics)
@@ -72,7 +57,7 @@ def main():
             on_disk.append(time.perf_counter() - start)
         manager.close()
     step_ms = 1000 * statistics.median(plain) / args.chunk
-    print(f"backend {jax.default_backend()}, {jax.device_count()} device(s), jax {jax.__version__}")
+    _common.print_machine()
     print(f"chunk of {args.chunk} steps, no save:      {1000 * statistics.median(plain):8.1f} ms "
           f"({step_ms:.1f} ms/step)")
     print(f"chunk of {args.chunk} steps + async save:  {1000 * statistics.median(with_save):8.1f} ms")

@@ -1,4 +1,4 @@
-"""Forward+backward time of nn.ConvTranspose(4, stride 2, SAME) vs jaxgan.layers.UpConv2x.
+"""Forward+backward time of nn.ConvTranspose(4, stride 2, SAME) vs jaxgan.models.layers.UpConv2x.
 
 The four transposed convolutions of the PyTorch DCGAN generator (64x64x3, ngf=64) at batch 64,
 float32: value_and_grad of <layer(x), cotangent> w.r.t. the params and the input, jitted; time
@@ -44,18 +44,18 @@ of plain autodiff (+2% / -7% total), so UpConv2x keeps plain autodiff.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
-import numpy as np
-from jax import lax
+import _common
 
-from jaxgan.layers import DownConv2x, UpConv2x, upconv2x
+import flax.linen as nn  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from jax import lax  # noqa: E402
+
+from jaxgan.models.layers import DownConv2x, UpConv2x, upconv2x  # noqa: E402
 
 # (H = W, Cin, Cout) of the DCGAN generator's stride-2 transposed convolutions.
 DCGAN_LAYERS = [(4, 512, 256), (8, 256, 128), (16, 128, 64), (32, 64, 3)]
@@ -117,54 +117,65 @@ def make_step(module: nn.Module, cot):
     return jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--reps", type=int, default=7, help="timed runs per layer (>= 5)")
-    parser.add_argument("--variants", action="store_true",
-                        help="also time impl='phases', impl='fused' and a custom-VJP version")
-    args = parser.parse_args()
-
-    print(f"jax {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}, "
-          f"{platform.processor() or platform.machine()}; batch {args.batch}, float32, "
-          f"median of {args.reps}")
+def time_layers(layers, implementations, reference: str, out_side, batch: int, reps: int,
+                max_error: float) -> None:
+    """For each (side, cin, cout): check every implementation against `reference` (loss, input
+    and kernel gradients), then time them interleaved run by run and print medians and totals."""
     rng = np.random.default_rng(0)
     totals: dict[str, float] = {}
-    for h, cin, cout in DCGAN_LAYERS:
-        x = jnp.asarray(rng.standard_normal((args.batch, h, h, cin)), jnp.float32)
-        cot = jnp.asarray(rng.standard_normal((args.batch, 2 * h, 2 * h, cout)), jnp.float32)
+    for h, cin, cout in layers:
+        x = jnp.asarray(rng.standard_normal((batch, h, h, cin)), jnp.float32)
+        side = out_side(h)
+        cot = jnp.asarray(rng.standard_normal((batch, side, side, cout)), jnp.float32)
         params = {"kernel": jnp.asarray(0.02 * rng.standard_normal((4, 4, cin, cout)),
                                         jnp.float32)}
-        modules = implementations(cout, args.variants)
-        steps = {name: make_step(module, cot) for name, module in modules.items()}
+        steps = {name: make_step(module, cot) for name, module in implementations(cout).items()}
         results = {name: jax.block_until_ready(step(params, x)) for name, step in steps.items()}
-        ref_loss, (ref_gp, ref_gx) = results["nn.ConvTranspose"]
+        ref_loss, (ref_gp, ref_gx) = results[reference]
         for name, (loss, (gp, gx)) in results.items():  # same maths, so the same numbers
             for got, want in [(loss, ref_loss), (gx, ref_gx), (gp["kernel"], ref_gp["kernel"])]:
                 err = float(jnp.max(jnp.abs(got - want)) / jnp.max(jnp.abs(want)))
-                assert err < 1e-3, f"{name}: relative error {err:.2e}"
+                assert err < max_error, f"{name}: relative error {err:.2e}"
         times = {name: [] for name in steps}
-        for _ in range(args.reps):
+        for _ in range(reps):
             for name, step in steps.items():
                 start = time.perf_counter()
                 jax.block_until_ready(step(params, x))
                 times[name].append(time.perf_counter() - start)
-        layer = f"{h}x{h}x{cin} -> {2 * h}x{2 * h}x{cout}"
-        ref_ms = 1e3 * float(np.median(times["nn.ConvTranspose"]))
+        layer = f"{h}x{h}x{cin} -> {side}x{side}x{cout}"
+        ref_ms = 1e3 * float(np.median(times[reference]))
         for name, ts in times.items():
             ms = 1e3 * float(np.median(ts))
             totals[name] = totals.get(name, 0.0) + ms
-            print(f"  {layer:22s} {name:18s} {ms:9.1f} ms   x{ref_ms / ms:5.1f}", flush=True)
-    ref_total = totals["nn.ConvTranspose"]
+            print(f"  {layer:22s} {name:18s} {ms:9.1f} ms   x{ref_ms / ms:5.2f}", flush=True)
     for name, ms in totals.items():
-        print(f"  {'total':22s} {name:18s} {ms:9.1f} ms   x{ref_total / ms:5.1f}")
+        print(f"  {'total':22s} {name:18s} {ms:9.1f} ms   x{totals[reference] / ms:5.2f}")
 
+
+def parse_args(doc: str, variants_help: str, down: bool = False):
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    if down:
+        parser.add_argument("--down", action="store_true", required=True)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--reps", type=int, default=7, help="timed runs per layer (>= 5)")
+    parser.add_argument("--variants", action="store_true", help=variants_help)
+    args = parser.parse_args()
+    _common.print_machine()
+    print(f"batch {args.batch}, float32, median of {args.reps}")
+    return args
+
+
+def main():
+    args = parse_args(__doc__, "also time impl='phases', impl='fused' and a custom-VJP version")
+    time_layers(DCGAN_LAYERS, lambda cout: implementations(cout, args.variants),
+                "nn.ConvTranspose", lambda h: 2 * h, args.batch, args.reps, 1e-3)
+    _common.print_load("at end")
 
 
 # ---------------------------------------------------------------------------------------------
-# DownConv2x section: nn.Conv(4, stride 2, padding 1) vs jaxgan.layers.DownConv2x
+# DownConv2x section: nn.Conv(4, stride 2, padding 1) vs jaxgan.models.layers.DownConv2x
 # ---------------------------------------------------------------------------------------------
-DOWN_DOC = """Forward+backward time of nn.Conv(4, stride 2, padding 1) vs jaxgan.layers.DownConv2x.
+DOWN_DOC = """Forward+backward time of nn.Conv(4, stride 2, padding 1) vs jaxgan.models.layers.DownConv2x.
 
 The four stride-2 convolutions of the PyTorch DCGAN discriminator (64x64x3, ndf=64) at batch
 64, float32: value_and_grad of <layer(x), cotangent> w.r.t. the kernel AND the input, jitted;
@@ -239,48 +250,10 @@ def down_implementations(features: int, variants: bool) -> dict[str, nn.Module]:
 
 
 def main_down():
-    parser = argparse.ArgumentParser(description=DOWN_DOC.split("\n")[0])
-    parser.add_argument("--down", action="store_true", required=True)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--reps", type=int, default=7, help="timed runs per layer (>= 5)")
-    parser.add_argument("--variants", action="store_true",
-                        help='also time impl="fused", "phases" and "s2d"')
-    args = parser.parse_args()
-
-    print(f"jax {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}, "
-          f"{platform.processor() or platform.machine()}; batch {args.batch}, float32, "
-          f"median of {args.reps}; load average {os.getloadavg()}")
-    rng = np.random.default_rng(0)
-    totals: dict[str, float] = {}
-    for h, cin, cout in DCGAN_D_LAYERS:
-        x = jnp.asarray(rng.standard_normal((args.batch, h, h, cin)), jnp.float32)
-        cot = jnp.asarray(rng.standard_normal((args.batch, h // 2, h // 2, cout)), jnp.float32)
-        params = {"kernel": jnp.asarray(0.02 * rng.standard_normal((4, 4, cin, cout)),
-                                        jnp.float32)}
-        steps = {name: make_step(m, cot) for name, m in down_implementations(cout,
-                                                                            args.variants).items()}
-        results = {name: jax.block_until_ready(step(params, x)) for name, step in steps.items()}
-        ref_loss, (ref_gp, ref_gx) = results["nn.Conv"]
-        for name, (loss, (gp, gx)) in results.items():
-            for got, want in [(loss, ref_loss), (gx, ref_gx), (gp["kernel"], ref_gp["kernel"])]:
-                err = float(jnp.max(jnp.abs(got - want)) / jnp.max(jnp.abs(want)))
-                assert err < 1e-4, f"{name}: relative error {err:.2e}"
-        times = {name: [] for name in steps}
-        for _ in range(args.reps):
-            for name, step in steps.items():
-                start = time.perf_counter()
-                jax.block_until_ready(step(params, x))
-                times[name].append(time.perf_counter() - start)
-        layer = f"{h}x{h}x{cin} -> {h // 2}x{h // 2}x{cout}"
-        ref_ms = 1e3 * float(np.median(times["nn.Conv"]))
-        for name, ts in times.items():
-            ms = 1e3 * float(np.median(ts))
-            totals[name] = totals.get(name, 0.0) + ms
-            print(f"  {layer:22s} {name:18s} {ms:9.1f} ms   x{ref_ms / ms:5.2f}", flush=True)
-    ref_total = totals["nn.Conv"]
-    for name, ms in totals.items():
-        print(f"  {'total':22s} {name:18s} {ms:9.1f} ms   x{ref_total / ms:5.2f}")
-    print(f"load average at the end {os.getloadavg()}")
+    args = parse_args(DOWN_DOC, 'also time impl="fused", "phases" and "s2d"', down=True)
+    time_layers(DCGAN_D_LAYERS, lambda cout: down_implementations(cout, args.variants),
+                "nn.Conv", lambda h: h // 2, args.batch, args.reps, 1e-4)
+    _common.print_load("at end")
 
 
 if __name__ == "__main__":

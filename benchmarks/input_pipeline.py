@@ -3,36 +3,35 @@
   python benchmarks/input_pipeline.py [--images 2000] [--config configs/folder.py] [--steps 20]
 
 1. Writes `--images` random-texture JPEGs at 64x64 and at 256x256 into a temporary folder (two
-   class subfolders) and times `jaxgan.folder.load_folder` (parallel Pillow decode, crop, resize
+   class subfolders) and times `jaxgan.data.folder.load_folder` (parallel Pillow decode, crop, resize
    to the config's resolution): images/s.
 2. Times the training step of `--config` (tiny widths by default, so the pipeline is not hidden
    behind a slow model; `--full_model` for the real one) three ways, median per step:
    synthetic  a fixed batch already on the devices (no pipeline at all);
    device     the set held on the devices, batches drawn inside the jitted step (small sets);
-   stream     batches prepared on the host and prefetched (`data.HostBatches`, large sets);
+   stream     batches prepared on the host and prefetched (`training.pipeline.HostBatches`, large sets);
    disk       the 256x256 JPEGs left on disk, each batch decoded when it is prefetched
               (`data.StreamedImages`, sets larger than data.host_cache_mb);
    and prints each pipeline's slowdown against the synthetic batch.
 """
 import argparse
-import importlib.util
 import os
 import statistics
-import sys
 import tempfile
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-from PIL import Image
+import _common
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
-from jaxgan import data as data_lib, folder  # noqa: E402
-from jaxgan.state import create_state  # noqa: E402
-from jaxgan.train_step import make_device_data_runner, make_mesh, make_train_step  # noqa: E402
+from jaxgan import data as data_lib, mesh as mesh_lib  # noqa: E402
+from jaxgan.data import folder  # noqa: E402
+from jaxgan.training.pipeline import (HostBatches, make_device_data_runner,  # noqa: E402
+                                      to_device)
+from jaxgan.training.step import make_train_step  # noqa: E402
 
 
 def write_jpegs(root, count, size):
@@ -68,18 +67,15 @@ def median_step_seconds(fn, steps):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000)
-    parser.add_argument("--config", default=os.path.join(ROOT, "configs", "folder.py"))
+    _common.config_arguments(parser, default="configs/folder.py")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--full_model", action="store_true")
-    args = parser.parse_args()
-    spec = importlib.util.spec_from_file_location("bench_config", args.config)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
+    # configs/folder.py leaves the folder to the user; the images here are generated.
+    args, config, _ = _common.parse_with_config(parser, base_overrides=["data.source=folder:-"])
     if not args.full_model:
         config.model.g_width = config.model.d_width = 8
     resolution, channels = config.data.resolution, config.data.channels
-    print(f"{os.cpu_count()} CPU cores, backend {jax.default_backend()}, jax {jax.__version__}")
+    _common.print_machine()
     with tempfile.TemporaryDirectory() as root:
         for size in (64, 256):
             rate = time_folder(os.path.join(root, str(size)), args.images, size, resolution)
@@ -100,18 +96,16 @@ def time_steps(config, args, jpeg_folder) -> dict:
     resolution, channels = config.data.resolution, config.data.channels
 
     rng = np.random.default_rng(0)
-    dataset = data_lib.InMemoryDataset(
+    dataset = data_lib.Dataset(
         images=rng.integers(0, 255, (4096, resolution, resolution, channels), np.uint8),
         labels=rng.integers(0, 2, 4096).astype(np.int32), class_names=("a", "b"))
-    mesh = make_mesh()
     shape, classes, batch_size = dataset.image_shape, 2, config.train.batch_size
-    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    state = jax.device_put(create_state(config, shape, classes, jax.random.key(0)), replicated)
+    gan, mesh, state = _common.build_gan(config, shape, classes)
     key = jax.random.key(0)
-    step = jax.jit(make_train_step(config, mesh, shape, classes), donate_argnums=0)
+    step = jax.jit(make_train_step(gan, config.train, mesh), donate_argnums=0)
     fixed = jax.device_put({"image": jnp.zeros((batch_size, *shape)),
                             "label": jnp.zeros((batch_size,), jnp.int32)},
-                           jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data")))
+                           mesh_lib.split(mesh))
     results = {}
 
     def synthetic():
@@ -120,8 +114,8 @@ def time_steps(config, args, jpeg_folder) -> dict:
         jax.block_until_ready(m)
     results["synthetic"] = median_step_seconds(synthetic, args.steps)
 
-    runner = make_device_data_runner(config, mesh, shape, classes)
-    device_data = data_lib.to_device(dataset, mesh)
+    runner = make_device_data_runner(config, gan, mesh)
+    device_data = to_device(dataset, mesh)
 
     def device():
         nonlocal state
@@ -132,7 +126,7 @@ def time_steps(config, args, jpeg_folder) -> dict:
     on_disk = data_lib.load_image_folder(jpeg_folder, resolution, channels, host_cache_bytes=0)
     assert isinstance(on_disk.images, data_lib.StreamedImages)
     for name, source in (("stream", dataset), ("disk", on_disk)):
-        batches = data_lib.HostBatches(source, mesh, batch_size, 0, config.data.random_flip)
+        batches = HostBatches(source, mesh, batch_size, 0, config.data.random_flip)
         counter = iter(range(10**9))
 
         def stream():

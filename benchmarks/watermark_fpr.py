@@ -1,4 +1,4 @@
-"""False-positive rate, JPEG-q75 robustness and PSNR of jaxgan.watermark.
+"""False-positive rate, JPEG-q75 robustness and PSNR of jaxgan.art.watermark.
 
 Command (repo root; PyWavelets, scipy, Pillow, scikit-learn installed):
 
@@ -43,7 +43,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from jaxgan import watermark  # noqa: E402
+from jaxgan.art import watermark  # noqa: E402
 
 # Crop sizes (height, width); the sample photos are 427x640. Squares at the three sizes the
 # robustness target names, plus sizes that are not multiples of 8 and non-square ones.

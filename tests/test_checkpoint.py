@@ -11,11 +11,10 @@ import jax
 import numpy as np
 import pytest
 from conftest import ROOT, override_flags, tiny_config
+from helpers import assert_identical, restore_state, saved_state
 
 import jaxgan
-from jaxgan.mesh import make_mesh
 from jaxgan.training import checkpoint
-from jaxgan.training.state import GAN
 
 
 def train_cmd(workdir, **overrides):
@@ -29,21 +28,6 @@ def run_train(workdir, check=True, **overrides):
     if check and result.returncode:
         raise AssertionError(f"train.py exited {result.returncode}:\n{result.stderr[-3000:]}")
     return result
-
-
-def saved_state(workdir, step):
-    manager = checkpoint.make_manager(workdir, read_only=True)
-    config, facts = checkpoint.restore_meta(manager, step)
-    target = GAN.build(config, facts["image_shape"], facts["num_classes"]).abstract_state()
-    state = checkpoint.restore_item(manager, step, "state", target, make_mesh())
-    manager.close()
-    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
-
-
-def assert_identical(a, b):
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        np.testing.assert_array_equal(x, y)
 
 
 @pytest.mark.parametrize("steps_per_call", [1, 2])
@@ -102,7 +86,10 @@ def test_sigkill_at_random_moments_never_leaves_a_bad_checkpoint(tmp_path):
         step = max(checkpoint.make_manager(tmp_path, read_only=True).all_steps())
         assert step >= last_step, "a later run restarted or lost progress"
         last_step = step
-        assert len(saved_state(tmp_path, step)) > 0  # the newest complete checkpoint loads
+        # The newest complete checkpoint loads: the state of that step, every value finite.
+        state = restore_state(tmp_path, step)
+        assert int(state.step) == step
+        assert all(np.isfinite(x).all() for x in jax.tree.leaves(state))
     # After all that, the same command still resumes and finishes cleanly.
     run_train(tmp_path, **{**overrides, "train.num_steps": last_step + 2})
     assert max(checkpoint.make_manager(tmp_path, read_only=True).all_steps()) == last_step + 2

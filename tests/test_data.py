@@ -12,7 +12,7 @@ import jaxgan
 from jaxgan import data as data_lib
 from jaxgan.art import export
 from jaxgan.training import pipeline
-from test_checkpoint import assert_identical, saved_state
+from helpers import assert_identical, saved_state
 
 
 @pytest.fixture

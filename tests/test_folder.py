@@ -1,6 +1,7 @@
 """jaxgan.folder: an artist's folder of images (every format, every kind of junk) loaded robustly."""
 import io
 import os
+import re
 
 import numpy as np
 import pytest
@@ -328,9 +329,13 @@ def test_errors_name_the_path(tmp_path, case):
         assert "not an image" in message and "empty file" in message and "corrupt" in message
 
 
-@pytest.mark.parametrize("kwargs", [dict(resolution=0), dict(channels=4), dict(num_workers=0)])
-def test_bad_arguments(tmp_path, kwargs):
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(resolution=0), "resolution must be a positive whole number, got 0"),
+    (dict(channels=4), "1 (grayscale) or 3 (RGB) channels, got 4"),
+    (dict(num_workers=0), "num_workers must be at least 1, got 0"),
+])
+def test_bad_arguments(tmp_path, kwargs, message):
     solid((5, 5), RED).save(tmp_path / "ok.png")
     args = dict(resolution=8, channels=3) | kwargs
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match=re.escape(message)):
         load_folder(tmp_path, **args)

@@ -25,9 +25,11 @@ def test_output_shapes(resolution, channels, num_classes):
     labels = jnp.array([0, 1, 2]) if num_classes else None
     images = generator.apply(g_vars, z, labels)
     assert images.shape == (3, *shape)
-    assert float(jnp.abs(images).max()) <= 1.0
+    assert images.dtype == jnp.float32
+    assert not np.array_equal(images[0], images[1])  # each image follows its own noise
     logits = discriminator.apply(d_vars, images, labels)
-    assert logits.shape == (3,)
+    assert logits.shape == (3,) and logits.dtype == jnp.float32
+    assert not np.array_equal(logits[0], logits[1])  # one logit per image
     # Conditional models have per-class parameters; unconditional ones have none.
     has_class_params = any("gain" in jax.tree_util.keystr(path) or "projection" in
                            jax.tree_util.keystr(path)

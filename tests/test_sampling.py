@@ -9,6 +9,7 @@ from conftest import ROOT, tiny_config
 from PIL import Image
 
 import jaxgan
+from jaxgan import data as data_lib
 from jaxgan.art import export, watermark
 from jaxgan.images import enlarge
 
@@ -140,14 +141,31 @@ def test_interpolate_writes_a_looping_gif(workdir, sampler, tmp_path):
     np.testing.assert_array_equal(first, sampler.generate([3], labels=1)[0, ..., 0])
 
 
-def test_novelty_reports_nearest_training_image_and_drops_copies(workdir, tmp_path):
+def test_novelty_reports_nearest_training_image_and_drops_the_closer_ones(workdir, sampler,
+                                                                         tmp_path):
+    seeds = [0, 1, 2, 3]
+    images = sampler.generate(seeds, labels=2)
+    training = data_lib.load(sampler.config.data)
+    index, distance = export.nearest_training_images(images, training.images)
+    # A threshold between the two closest images and the two farther ones: exactly the two
+    # closest are dropped, the others written.
+    order = np.argsort(distance)
+    assert distance[order[1]] < distance[order[2]]
+    threshold = round(float(distance[order[1]] + distance[order[2]]) / 2, 6)
     result = sample("--workdir", workdir, "--seeds", "0-3", "--label", "2", "--novelty",
-                    "--min-novelty", "2.0", "--outdir", tmp_path / "kept")
+                    "--min-novelty", threshold, "--outdir", tmp_path / "kept", "--no-watermark")
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["seed", "class", "nearest-training-image", "distance"]
-    assert len([line for line in lines if line.endswith("dropped")]) == 4
-    assert "4 of 4 images closer than 2.0 to a training image were dropped." in result.stdout
-    assert not (tmp_path / "kept").exists() or not list((tmp_path / "kept").iterdir())
+    rows = {int(line.split()[0]): line.split() for line in lines[1:5]}
+    for i, seed in enumerate(seeds):
+        assert rows[seed][2] == f"#{index[i]}"
+        assert float(rows[seed][4]) == pytest.approx(distance[i], abs=1e-4)
+        assert (rows[seed][-1] == "dropped") == (distance[i] < threshold)
+    assert f"2 of 4 images closer than {threshold} to a training image were dropped." \
+        in result.stdout
+    kept = sorted(seeds[i] for i in order[2:])
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == \
+        [export.file_name(seed, sampler.class_names[2]) for seed in kept]
 
 
 def test_nearest_training_images_finds_exact_copies():

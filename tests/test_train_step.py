@@ -78,7 +78,6 @@ def test_draw_batch_is_sharded_scaled_and_seeded(config):
     a, b = draw(data, jax.random.key(0)), draw(data, jax.random.key(0))
     np.testing.assert_array_equal(a["image"], b["image"])
     assert a["image"].shape == (16, 16, 16, 1) and a["image"].dtype == jnp.float32
-    assert -1.0 <= float(a["image"].min()) and float(a["image"].max()) <= 1.0
     assert a["image"].sharding.spec == P("data")
     # Each drawn image is a real digit with its own label.
     images = np.asarray(a["image"])

@@ -182,9 +182,9 @@ def test_small_image_raises_value_error_naming_the_size(shape):
 
 
 def test_bad_dtype_and_shape_are_rejected():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="uint8"):
         watermark.embed(np.zeros((64, 64, 3), np.float32))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"\(64, 64, 2\)"):
         watermark.embed(np.zeros((64, 64, 2), np.uint8))
 
 
@@ -276,3 +276,30 @@ def test_cli_errors(tmp_path):
         assert "Traceback" not in result.stderr and needle in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o.png").exists()
+
+
+# ------------------------------------------------------------------------- pinned marks
+
+PINNED = REPO / "tests" / "data"
+
+
+@pytest.mark.parametrize("name", ["watermark_marked_64.png", "watermark_marked_64_q75.jpg"])
+def test_marks_made_by_an_earlier_jaxgan_stay_readable(name):
+    """Checked-in files marked by jaxgan.art.watermark.embed (2026-11; the JPEG at quality 75):
+    every later version must still read them, so marks already published keep working.
+    Regenerating these files to make this pass defeats the test."""
+    with Image.open(PINNED / name) as image:
+        result = watermark.detect(np.asarray(image.convert("RGB")))
+    assert result.marked and result.blocks == 64
+    assert result.matches >= 62  # all 64 when written; a little slack for other JPEG decoders
+
+
+def test_the_unmarked_twin_of_the_pinned_mark_is_not_detected():
+    """The same picture before embedding (tests/data/watermark_unmarked_64.png)."""
+    with Image.open(PINNED / "watermark_unmarked_64.png") as image:
+        pixels = np.asarray(image.convert("RGB"))
+    with Image.open(PINNED / "watermark_marked_64.png") as image:
+        marked = np.asarray(image.convert("RGB"))
+    assert 0 < np.abs(marked.astype(int) - pixels).max() <= 8  # twins: same picture, marked
+    result = watermark.detect(pixels)
+    assert not result.marked and result.matches < result.threshold

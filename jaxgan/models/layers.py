@@ -86,31 +86,31 @@ _DN = ("NHWC", "HWIO", "NHWC")
 FUSED_MAX_FEATURES = 8
 
 
-def _depth_to_space_phases(phases, n, h, w, c):
-    """phases[ay][ax]: (N, H, W, C) -> (N, 2H, 2W, C) with y[2m+ay, 2n+ax]."""
-    rows = [jnp.stack(row, axis=3) for row in phases]  # each (N, H, W, 2, C)
-    y = jnp.stack(rows, axis=2)  # (N, H, 2, W, 2, C)
-    return y.reshape(n, 2 * h, 2 * w, c)
+def _depth_to_space(x):
+    """(N, H, W, 4C) with channels ordered (ay, ax, c) -> (N, 2H, 2W, C), y[2m+ay, 2n+ax, c].
+
+    The one interleave every layer here uses: UpConv2x's phases, its fused conv's output and
+    DownConv2x's input gradient (the inverse of ``_space_to_depth``)."""
+    n, h, w, c4 = x.shape
+    c = c4 // 4
+    x = x.reshape(n, h, w, 2, 2, c).transpose(0, 1, 3, 2, 4, 5)  # N, H, ay, W, ax, C
+    return x.reshape(n, 2 * h, 2 * w, c)
 
 
 def _upconv2x_phases(x, kernel, precision=None):
-    n, h, w, _ = x.shape
-    c = kernel.shape[-1]
-    phases = [
-        [
-            lax.conv_general_dilated(
-                x,
-                kernel[ay::2, ax::2],  # taps (ay, ay+2) x (ax, ax+2), unflipped
-                window_strides=(1, 1),
-                padding=((1 - ay, ay), (1 - ax, ax)),
-                dimension_numbers=_DN,
-                precision=precision,
-            )
-            for ax in range(2)
-        ]
+    phases = [  # in (ay, ax) order: phase (ay, ax) lands at y[2m+ay, 2n+ax]
+        lax.conv_general_dilated(
+            x,
+            kernel[ay::2, ax::2],  # taps (ay, ay+2) x (ax, ax+2), unflipped
+            window_strides=(1, 1),
+            padding=((1 - ay, ay), (1 - ax, ax)),
+            dimension_numbers=_DN,
+            precision=precision,
+        )
         for ay in range(2)
+        for ax in range(2)
     ]
-    return _depth_to_space_phases(phases, n, h, w, c)
+    return _depth_to_space(jnp.concatenate(phases, axis=-1))
 
 
 def _fused_kernel(kernel):
@@ -128,8 +128,6 @@ def _fused_kernel(kernel):
 
 
 def _upconv2x_fused(x, kernel, precision=None):
-    n, h, w, _ = x.shape
-    c = kernel.shape[-1]
     z = lax.conv_general_dilated(
         x,
         _fused_kernel(kernel),
@@ -138,8 +136,7 @@ def _upconv2x_fused(x, kernel, precision=None):
         dimension_numbers=_DN,
         precision=precision,
     )  # (N, H, W, 4C) with channels (ay, ax, c)
-    z = z.reshape(n, h, w, 2, 2, c).transpose(0, 1, 3, 2, 4, 5)  # N, H, ay, W, ax, C
-    return z.reshape(n, 2 * h, 2 * w, c)
+    return _depth_to_space(z)
 
 
 def upconv2x(x, kernel, impl: str = "auto", precision=None):
@@ -278,14 +275,6 @@ def _space_to_depth(x):
     n, h, w, c = x.shape
     x = x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
     return x.reshape(n, h // 2, w // 2, 4 * c)
-
-
-def _depth_to_space(x):
-    """Inverse of ``_space_to_depth``: (N, H, W, 4C) -> (N, 2H, 2W, C)."""
-    n, h, w, c4 = x.shape
-    c = c4 // 4
-    x = x.reshape(n, h, w, 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
-    return x.reshape(n, 2 * h, 2 * w, c)
 
 
 def _s2d_kernel(kernel):
