@@ -24,6 +24,9 @@ class GANState:
     d_opt_state: Any
     ema_params: Any          # exponential moving average of g_params: what sampling uses
     ema_stats: Any           # moving average of g_stats, matching ema_params
+    # Scalars some training tools carry from step to step (ADA's augment_p, LeCam's averages of
+    # D's outputs); {} without them, so that such states keep the tree of older checkpoints.
+    aux: Any = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +40,7 @@ class GAN:
     image_shape: tuple[int, int, int]
     num_classes: int
     latent_dim: int
+    aux_init: tuple = ()  # (name, initial value) of GANState.aux
 
     @classmethod
     def build(cls, config, image_shape, num_classes: int) -> "GAN":
@@ -44,7 +48,7 @@ class GAN:
                                                 axis_name=AXIS)
         g_tx, d_tx = make_optimizers(config.train)
         return cls(generator, discriminator, g_tx, d_tx, tuple(image_shape), num_classes,
-                   config.model.latent_dim)
+                   config.model.latent_dim, tuple(aux_init(config.train).items()))
 
     def init_variables(self, key):
         """Fresh generator and discriminator variables ({'params', 'batch_stats'} each)."""
@@ -66,11 +70,23 @@ class GAN:
             d_opt_state=self.d_tx.init(d_vars["params"]),
             # Copies: the state is donated to the step, and one buffer cannot be donated twice.
             ema_params=jax.tree.map(jnp.copy, g_vars["params"]),
-            ema_stats=jax.tree.map(jnp.copy, g_stats))
+            ema_stats=jax.tree.map(jnp.copy, g_stats),
+            aux={name: jnp.asarray(value, jnp.float32) for name, value in self.aux_init})
 
     def abstract_state(self) -> GANState:
         """Shapes and dtypes of the state, without allocating it (Orbax restore target)."""
         return jax.eval_shape(lambda: self.create_state(jax.random.key(0)))
+
+
+def aux_init(train_config) -> dict:
+    """The extra scalars (GANState.aux) this config trains with, and their start values; {} for
+    plain training, so that such states keep the tree of older checkpoints."""
+    aux = {}
+    if train_config.augment and train_config.ada_target > 0:
+        aux["augment_p"] = float(train_config.augment_p)  # ADA's adaptive probability
+    if train_config.lecam:
+        aux.update(lecam_real=0.0, lecam_fake=0.0)  # LeCam's averages of D's outputs
+    return aux
 
 
 def make_optimizers(train_config):
