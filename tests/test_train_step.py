@@ -28,6 +28,17 @@ def setup(config, devices):
     return state, jax.device_put(batch, NamedSharding(mesh, P("data"))), step
 
 
+# The resnet family with spectral norm (in both networks), self-attention, BigGAN's latent, every
+# augmentation with an adaptive p, lazy R1 (on the first of the two D updates only) and LeCam.
+RESNET_ALL_TOOLS = {"model.arch": "resnet", "model.d_norm": "spectral", "model.g_spectral_norm": True,
+                    "model.attention_resolution": 8, "model.shared_embedding_dim": 8,
+                    "model.hierarchical_latent": True, "model.latent_dim": 15,
+                    "train.loss": "hinge", "train.n_critic": 2,
+                    "train.augment": "color,translation,cutout", "train.augment_p": 0.5,
+                    "train.ada_target": 0.6, "train.r1_gamma": 1.0, "train.r1_every": 2,
+                    "train.lecam": 0.3}
+
+
 def leaves(state):
     return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
 
@@ -52,7 +63,8 @@ def test_step_changes_params_and_is_deterministic(config):
 
 @pytest.mark.parametrize("overrides", [{}, {"train.loss": "hinge", "train.n_critic": 2,
                                              "model.d_norm": "none", "train.mode_seeking": 1.0,
-                                             "train.augment": "translation"}])
+                                             "train.augment": "translation"},
+                                       RESNET_ALL_TOOLS])
 def test_eight_devices_equal_one_device(config, overrides):
     assert len(jax.devices()) == 8, "run with XLA_FLAGS=--xla_force_host_platform_device_count=8"
     for key, value in overrides.items():
