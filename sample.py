@@ -34,7 +34,8 @@ def parse_seeds(text: str) -> list[int]:
 def parse_args(argv):
     parser = argparse.ArgumentParser(description="Draw images from a trained jaxgan run.")
     parser.add_argument("--workdir", required=True, help="a training workdir (holds checkpoints/)")
-    parser.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+    parser.add_argument("--step", type=lambda v: v if v == "best" else int(v),
+                        help="checkpoint step, or 'best' (the best evaluated one; default: the latest)")
     parser.add_argument("--seeds", type=parse_seeds, help="'0-63' or '1,5,9' (default 0-7)")
     parser.add_argument("--label", help="a class name or index, or 'all' for one row per class "
                         "(default: all); with --interpolate, 'X,Y' morphs class X into Y")

@@ -14,6 +14,7 @@ Package map (imports point down; nothing imports training.loop):
   training/      state, step, pipeline (device / host / disk tiers), checkpoint, writers, loop
   evaluation/    feature extractors and metrics
   art/           sampling, export (provenance, GIFs, novelty), watermark, sample.py's logic
+  gallery/       people rate generated images and take blind trials (python -m jaxgan.gallery)
   images.py, mesh.py, errors.py   shared by all of the above
 """
 import importlib
@@ -23,8 +24,8 @@ __version__ = "0.1.0"
 from jaxgan.errors import UserError
 
 _LAZY = {"train_and_evaluate": "jaxgan.training.loop", "load_sampler": "jaxgan.art.sampling",
-         "Sampler": "jaxgan.art.sampling"}
-__all__ = ["Sampler", "UserError", "__version__", "load_sampler", "train_and_evaluate"]
+         "Sampler": "jaxgan.art.sampling", "evaluate": "jaxgan.evaluation"}
+__all__ = ["Sampler", "UserError", "__version__", "evaluate", "load_sampler", "train_and_evaluate"]
 
 
 def __getattr__(name):

@@ -91,8 +91,11 @@ def test_unconditional_model_samples_by_count(tmp_path):
 @pytest.mark.parametrize("flag, message", [
     ("--config.train.batch_size=12", "train.batch_size=12 must be a positive multiple of the "
                                      "number of devices (8)"),
-    ("--config.data.source=imagenet", "unknown data.source 'imagenet'"),
-    ("--config.data.resolution=48", "resolution must be a power of two from 16 to 128, got 48"),
+    ("--config.data.source=imagenet", "config key data.source='imagenet' is not allowed: it must "
+                                      "be 'digits', 'folder:PATH' or 'tfds:NAME'"),
+    ("--config.data.resolution=48", "data.resolution=48 is not allowed: it must be a power of two"),
+    ("--config.data.resolution=256", "data.resolution: the dcgan family supports powers of two "
+                                     "from 16 to 128, got 256"),
     ("--config.train.nums_steps=3", 'Did you mean "num_steps" instead of "nums_steps"?'),
     ("--config.train.num_steps=abc", "--config.train.num_steps=abc: invalid literal"),
 ])

@@ -171,8 +171,9 @@ def _check_truncation(truncation) -> None:
         raise UserError(f"truncation must be in (0, 1], got {truncation}")
 
 
-def load_sampler(workdir, step: int | None = None, devices=None) -> Sampler:
-    """The EMA generator of the checkpoint at `step` (default: the latest) in `workdir`.
+def load_sampler(workdir, step: int | str | None = None, devices=None) -> Sampler:
+    """The EMA generator of the checkpoint at `step` (default: the latest; "best": the kept
+    checkpoint with the best evaluation result, see jaxgan.evaluation.best) in `workdir`.
 
     `generate` and `interpolate` spread their work over `devices` (default: all devices).
     """
@@ -182,6 +183,10 @@ def load_sampler(workdir, step: int | None = None, devices=None) -> Sampler:
         raise UserError(f"no checkpoint found in {checkpoint.checkpoint_dir(workdir)}")
     if step is None:
         step = max(steps)
+    elif step == "best":
+        from jaxgan.evaluation.best import best_step
+        config, _ = checkpoint.restore_meta(manager, max(steps))
+        step = best_step(workdir, steps, config.get("checkpoint", {}).get("best_metric") or None)
     elif step not in steps:
         raise UserError(f"no checkpoint for step {step} in {checkpoint.checkpoint_dir(workdir)}; "
                         f"available: {', '.join(map(str, sorted(steps)))}")
