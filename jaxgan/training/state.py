@@ -24,9 +24,18 @@ class GANState:
     d_opt_state: Any
     ema_params: Any          # exponential moving average of g_params: what sampling uses
     ema_stats: Any           # moving average of g_stats, matching ema_params
-    # Scalars some training tools carry from step to step (ADA's augment_p, LeCam's averages of
-    # D's outputs); {} without them, so that such states keep the tree of older checkpoints.
-    aux: Any = dataclasses.field(default_factory=dict)
+
+
+@flax.struct.dataclass
+class GANStateWithAux(GANState):
+    """A GANState with the scalars some training tools carry from step to step (ADA's augment_p,
+    LeCam's averages of D's outputs). A separate class, used only with those tools, so that every
+    other state keeps exactly the tree (and checkpoints) of earlier jaxgan versions."""
+    aux: Any                 # {name: float32 scalar}
+
+
+def aux_of(state) -> dict:
+    return dict(getattr(state, "aux", {}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +71,9 @@ class GAN:
     def create_state(self, key) -> GANState:
         g_vars, d_vars = self.init_variables(key)
         g_stats = g_vars.get("batch_stats", {})  # absent for a family without BatchNorm
-        return GANState(
+        aux = {name: jnp.asarray(value, jnp.float32) for name, value in self.aux_init}
+        return (GANStateWithAux if aux else GANState)(
+            **({"aux": aux} if aux else {}),
             step=jnp.zeros((), jnp.int32),
             g_params=g_vars["params"], g_stats=g_stats,
             d_params=d_vars["params"], d_stats=d_vars.get("batch_stats", {}),
@@ -70,8 +81,7 @@ class GAN:
             d_opt_state=self.d_tx.init(d_vars["params"]),
             # Copies: the state is donated to the step, and one buffer cannot be donated twice.
             ema_params=jax.tree.map(jnp.copy, g_vars["params"]),
-            ema_stats=jax.tree.map(jnp.copy, g_stats),
-            aux={name: jnp.asarray(value, jnp.float32) for name, value in self.aux_init})
+            ema_stats=jax.tree.map(jnp.copy, g_stats))
 
     def abstract_state(self) -> GANState:
         """Shapes and dtypes of the state, without allocating it (Orbax restore target)."""

@@ -24,7 +24,7 @@ from jax.sharding import Mesh, PartitionSpec as P
 from jaxgan.mesh import AXIS
 from jaxgan.models import variables
 from jaxgan.training import augment as augment_lib, losses
-from jaxgan.training.state import GAN, GANState
+from jaxgan.training.state import GAN, GANState, aux_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +151,7 @@ def local_step(state: GANState, real_x, real_y, z_KBZ, fake_y_KB, aug_K3B, *, ga
     aug_K3B: per D update, DiffAugment numbers (augment.draw) for the real batch, the fake batch
     in the D update and the fake batch in the G update (unused without a policy)."""
     g_stats, d_params, d_stats, d_opt = state.g_stats, state.d_params, state.d_stats, state.d_opt_state
-    aux = dict(state.aux)
+    aux = aux_of(state)
     p = aux.get("augment_p", opts.augment_p)
     num_critic = z_KBZ.shape[0]
     d_update = functools.partial(discriminator_update, gan, opts)
@@ -186,7 +186,8 @@ def local_step(state: GANState, real_x, real_y, z_KBZ, fake_y_KB, aug_K3B, *, ga
         step=state.step + 1, g_params=g_params, g_stats=g_stats, d_params=d_params,
         d_stats=d_stats, g_opt_state=g_opt, d_opt_state=d_opt,
         ema_params=ema_update(g_params, state.ema_params, state.step, opts.ema_decay),
-        ema_stats=ema_update(g_stats, state.ema_stats, state.step, opts.ema_decay), aux=aux)
+        ema_stats=ema_update(g_stats, state.ema_stats, state.step, opts.ema_decay),
+        **({"aux": aux} if aux else {}))
     metrics["finite"] = all_finite(metrics, g_params, d_params).astype(jnp.float32)
     return new_state, metrics
 
