@@ -1,3 +1,5 @@
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,6 +39,16 @@ RESNET_ALL_TOOLS = {"model.arch": "resnet", "model.d_norm": "spectral", "train.l
                     "train.r1_every": 2, "train.lecam": 0.3}
 
 
+# The resnet generator's conv biases that feed a BatchNorm (StudioGAN has them; they count in its
+# parameter totals) in the parameters and their EMA.
+BIAS_BEFORE_BATCHNORM = re.compile(
+    r"^\.(g_params|ema_params)\['block\d+'\]\['(conv1|conv2|shortcut)'\]\['bias'\]$")
+
+
+def paths(state):
+    return [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(state)[0]]
+
+
 def leaves(state):
     return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
 
@@ -74,8 +86,13 @@ def test_eight_devices_equal_one_device(config, overrides):
         new_state, metrics = step(state, batch, jax.random.key(3))
         results.append((leaves(new_state), jax.device_get(metrics)))
     (one, one_metrics), (eight, eight_metrics) = results
-    for a, b in zip(one, eight):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for path, a, b in zip(paths(state), one, eight):
+        if BIAS_BEFORE_BATCHNORM.search(path):
+            # Its gradient is zero up to rounding (BatchNorm removes it), and Adam divides by the
+            # gradient's size: rounding noise becomes a step of up to lr in either direction.
+            assert np.all(np.abs(a - b) <= 2 * config.train.g_lr * 1.001), path
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=path)
     for name in one_metrics:
         np.testing.assert_allclose(one_metrics[name], eight_metrics[name], rtol=1e-5)
 
