@@ -15,6 +15,7 @@ from typing import Any, Callable
 import ml_collections
 
 from jaxgan.errors import UserError
+from jaxgan.evaluation.names import ALL_METRICS, EXTRACTORS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +80,11 @@ def _augment_policy_ok(policy: str) -> bool:
 
 def _attention_ok(v) -> bool:
     return _is_int(v) and (v == 0 or _power_of_two(v))
+
+
+def _metric_list(text: str) -> bool:
+    names = [n.strip() for n in text.split(",")]
+    return all(n in ALL_METRICS for n in names)
 
 
 def _power_of_two(v) -> bool:
@@ -157,6 +163,22 @@ KEYS: dict[str, Key] = {
 
     "checkpoint.every_steps": integer(1000, "checkpoint every this many steps", 1),
     "checkpoint.keep": integer(3, "how many recent checkpoints are kept", 1),
+    "checkpoint.best_metric": text("", "also keep the checkpoint with the best value of this "
+                                   "evaluation result (e.g. fid, fd_classifier, "
+                                   "gan_test_accuracy); '' = none", "'' or a result name such as "
+                                   "fid or fd_classifier", lambda v: v == "" or v.replace("_", "")
+                                   .isalnum() and v.islower(), "FID!"),
+
+    "eval.every_steps": integer(0, "evaluate every this many steps and at the end (0 = never)", 0),
+    "eval.num_samples": integer(2000, "generated images per evaluation", 2),
+    "eval.metrics": text("fid,gan_test", "comma-separated: " + ",".join(ALL_METRICS),
+                         "a comma-separated list of " + ", ".join(ALL_METRICS), _metric_list,
+                         "fid,bogus"),
+    "eval.extractor": choice("auto", "feature space: 'inception' (pytorch-fid's; needs its "
+                             "weights), 'classifier' (trained on the run's data), 'auto'",
+                             *EXTRACTORS),
+    "eval.inception_weights": text("", "path of pt_inception-2015-12-05-6726825d.pth ('' = "
+                                   "$JAXGAN_CACHE, downloaded once)"),
 }
 
 # Keys a run may change on resume without changing what is trained: everything else that differs
@@ -164,7 +186,8 @@ KEYS: dict[str, Key] = {
 RUN_ONLY_KEYS = ("train.num_steps", "train.steps_per_call", "train.log_every_steps",
                  "train.sample_every_steps", "checkpoint.every_steps", "checkpoint.keep",
                  "data.device_cache_mb", "data.host_cache_mb", "data.tfds_data_dir",
-                 "data.tfds_reader", "data.download")
+                 "data.tfds_reader", "data.download", "checkpoint.best_metric", "eval.every_steps",
+                 "eval.num_samples", "eval.metrics", "eval.extractor", "eval.inception_weights")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -214,6 +237,9 @@ def resolve(config) -> ml_collections.ConfigDict:
         for section in sections:
             node = node[section]
         node[name] = float(value) if isinstance(node[name], float) else value
+    if resolved.checkpoint.best_metric and not resolved.eval.every_steps:
+        raise UserError(f"checkpoint.best_metric={resolved.checkpoint.best_metric!r} needs "
+                        "evaluations: set eval.every_steps > 0")
     resolved.lock()
     return resolved
 

@@ -22,7 +22,13 @@ import sys
 import types
 
 from jaxgan.errors import UserError
-from jaxgan.evaluation.evaluator import ALL_METRICS, EXTRACTORS, MAX_REAL, evaluate
+from jaxgan.evaluation.names import ALL_METRICS, EXTRACTORS, MAX_REAL
+
+
+def evaluate(*args, **kwargs):
+    """`jaxgan.evaluation.evaluate` (imported on first call: --help stays instant)."""
+    from jaxgan.evaluation.evaluator import evaluate as evaluate_
+    return evaluate_(*args, **kwargs)
 
 
 def parse_args(argv):

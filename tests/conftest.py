@@ -28,7 +28,7 @@ def load_config(name: str = "digits"):
 TINY_OVERRIDES = {
     "model.g_width": 8, "model.d_width": 8, "model.latent_dim": 16, "train.batch_size": 16,
     "train.num_steps": 4, "train.steps_per_call": 1, "train.log_every_steps": 2,
-    "train.sample_every_steps": 4, "checkpoint.every_steps": 2,
+    "train.sample_every_steps": 4, "checkpoint.every_steps": 2, "eval.every_steps": 0,
 }
 
 

@@ -208,8 +208,9 @@ def legacy_workdir(tmp_path):
 
 def test_workdir_from_the_previous_layout_resumes_bit_exactly_and_samples(tmp_path):
     # The checked-in workdir holds step 4 of tiny_config (steps_per_call=1, keep=1, every 4
-    # steps); legacy_straight_step8.npz holds the same run's parameters after 8 straight steps,
-    # also computed by the old code.
+    # steps). legacy_step8.jax-<version>.npz holds the parameters after the OLD code resumed it to
+    # step 8 under that jax version: the new code must reproduce them bit for bit (XLA's
+    # arithmetic differs in the last bits between jax versions, so elsewhere to 1e-6).
     workdir = legacy_workdir(tmp_path)
     sampler = jaxgan.load_sampler(workdir)
     assert sampler.step == 4 and sampler.class_names == tuple("0123456789")
@@ -218,12 +219,16 @@ def test_workdir_from_the_previous_layout_resumes_bit_exactly_and_samples(tmp_pa
     state = jaxgan.train_and_evaluate(tiny_config(**{
         "train.num_steps": 8, "checkpoint.every_steps": 4, "train.sample_every_steps": 4,
         "checkpoint.keep": 1}), workdir)
-    expected = np.load(LEGACY / "legacy_straight_step8.npz")
     got = {jax.tree_util.keystr(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(
         {"g": state.g_params, "d": state.d_params, "ema": state.ema_params})[0]}
+    same_jax = LEGACY / f"legacy_step8.jax-{jax.__version__}.npz"
+    expected = np.load(same_jax if same_jax.exists() else LEGACY / "legacy_step8.jax-0.10.2.npz")
     assert sorted(got) == sorted(expected.files)
     for name in expected.files:
-        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+        if same_jax.exists():
+            np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+        else:
+            np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_checkpoint_of_a_newer_format_is_refused_and_not_moved(tmp_path):

@@ -9,8 +9,9 @@ from conftest import ROOT
 from jaxgan import config as config_lib
 from jaxgan.errors import UserError
 
-# Keys any string is right for (a directory TFDS may still create).
-FREE_FORM = {"data.tfds_data_dir"}
+# Keys any string is right for: paths (a directory TFDS may still create; a weights file checked
+# when an evaluation needs it).
+FREE_FORM = {"data.tfds_data_dir", "eval.inception_weights"}
 
 
 def test_every_key_has_a_default_and_a_refused_value():

@@ -49,7 +49,7 @@ def test_train_on_a_folder_reports_junk_and_keeps_class_names(art_folder, tmp_pa
 
 @pytest.mark.parametrize("source, message", [
     ("folder:/no/such/place", "/no/such/place does not exist"),
-    ("folder:", "needs a path"),
+    ("folder:", "data.source='folder:' is not allowed: it must be 'digits', 'folder:PATH'"),
 ])
 def test_bad_folder_is_one_clear_error_and_writes_nothing(tmp_path, source, message):
     workdir = tmp_path / "run"

@@ -19,12 +19,10 @@ import numpy as np
 
 from jaxgan.errors import UserError
 from jaxgan.evaluation import metrics as metrics_lib
-from jaxgan.evaluation.weights import cache_dir, cached_weights_available
+from jaxgan.evaluation.weights import (FID_WEIGHTS_SHA256_PREFIX, cache_dir,
+                                       cached_weights_available)
 
-ALL_METRICS = ("fid", "kid", "is", "pr", "intra_fid", "gan_test", "gan_train", "memorisation")
-CONDITIONAL_METRICS = ("intra_fid", "gan_test", "gan_train")
-EXTRACTORS = ("auto", "inception", "classifier")
-MAX_REAL = 50_000            # real images used by default: the whole set, up to this many
+from jaxgan.evaluation.names import ALL_METRICS, CONDITIONAL_METRICS, EXTRACTORS, MAX_REAL  # noqa: F401
 MEMORISATION_PAIRS = 8       # closest (generated, real) pairs shown in the PNG
 GENERATE_CHUNK = 1000
 
@@ -146,6 +144,11 @@ def evaluate_images(fake: ImageSet, real: ImageSet | None, metrics=ALL_METRICS,
     else:
         feature_extractor = real_classifier
 
+    if kind == "inception" and not feature_extractor.weights_sha256.startswith(
+            FID_WEIGHTS_SHA256_PREFIX):
+        notes.append(f"the Inception weights (sha256 {feature_extractor.weights_sha256[:8]}...) are "
+                     f"not pytorch-fid's {FID_WEIGHTS_SHA256_PREFIX}...: these numbers cannot be "
+                     "compared with published FIDs")
     protocol = dict(feature_extractor.protocol(), num_fake=int(len(fake.images)),
                     fake=fake.description, seed=seed)
     if real is not None:

@@ -33,10 +33,22 @@ def checkpoint_dir(workdir) -> str:
     return os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints")
 
 
-def make_manager(workdir, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
+def make_manager(workdir, keep: int = 3, read_only: bool = False,
+                 best_metric: str = "") -> ocp.CheckpointManager:
+    """Keeps the newest `keep` checkpoints and, with `best_metric`, also the one whose saved
+    evaluation result is best (lower is better for distances, higher for the rest)."""
     if read_only:  # (the values Orbax would otherwise warn that it substitutes)
         options = ocp.CheckpointManagerOptions(read_only=True, create=False,
                                                save_interval_steps=0, max_to_keep=None)
+    elif best_metric:
+        from jaxgan.evaluation.best import lower_is_better
+        policies = ocp.checkpoint_managers
+        options = ocp.CheckpointManagerOptions(create=True, preservation_policy=(
+            policies.AnyPreservationPolicy([
+                policies.LatestN(keep),
+                policies.BestN(get_metric_fn=lambda metrics: metrics[best_metric],
+                               reverse=lower_is_better(best_metric), n=1,
+                               keep_checkpoints_without_metrics=False)])))
     else:
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
     return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=ITEMS)
@@ -47,8 +59,10 @@ def generator_variables(state) -> dict:
     return variables(state.ema_params, state.ema_stats)
 
 
-def save(manager: ocp.CheckpointManager, state, config, data_facts: dict) -> None:
-    """Asynchronous, atomic save (Orbax writes to a temporary directory and renames it)."""
+def save(manager: ocp.CheckpointManager, state, config, data_facts: dict,
+         metrics: dict | None = None) -> None:
+    """Asynchronous, atomic save (Orbax writes to a temporary directory and renames it);
+    `metrics`: the evaluation result of this step, for keeping the best checkpoint."""
     step = int(jax.device_get(state.step))
     try:
         manager.save(step, args=ocp.args.Composite(
@@ -56,7 +70,8 @@ def save(manager: ocp.CheckpointManager, state, config, data_facts: dict) -> Non
             generator=ocp.args.StandardSave(generator_variables(state)),
             config=ocp.args.JsonSave(json.loads(config.to_json_best_effort())),
             data=ocp.args.JsonSave({**data_facts, "format": FORMAT_VERSION,
-                                    "jaxgan_version": __version__})), force=True)
+                                    "jaxgan_version": __version__})),
+            metrics=metrics, force=True)
     except Exception as error:  # disk full, permissions, a failed earlier async save
         raise _save_error(manager, error) from None
 

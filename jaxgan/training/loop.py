@@ -93,9 +93,11 @@ class Schedule:
 
     @classmethod
     def from_config(cls, config) -> "Schedule":
-        return cls({"log": config.train.log_every_steps, "grid": config.train.sample_every_steps,
-                    "checkpoint": config.checkpoint.every_steps},
-                   config.train.num_steps, config.train.steps_per_call)
+        every = {"log": config.train.log_every_steps, "grid": config.train.sample_every_steps,
+                 "checkpoint": config.checkpoint.every_steps}
+        if config.eval.every_steps:
+            every["eval"] = config.eval.every_steps
+        return cls(every, config.train.num_steps, config.train.steps_per_call)
 
     def next_boundary(self, step: int) -> int:
         ends = [self.num_steps] + [(step // every + 1) * every for every in self.every.values()]
@@ -144,7 +146,8 @@ def train_and_evaluate(config, workdir):
     try:
         gan = GAN.build(config, dataset.image_shape, dataset.num_classes)
         check_writable(workdir)
-        manager = checkpoint.make_manager(workdir, keep=config.checkpoint.keep)
+        manager = checkpoint.make_manager(workdir, keep=config.checkpoint.keep,
+                                          best_metric=config.checkpoint.best_metric)
         try:
             return _train(config, workdir, dataset, gan, mesh, manager)
         finally:
@@ -190,20 +193,24 @@ def _train(config, workdir, dataset, gan, mesh, manager):
         return state
     writers = Writers(workdir, is_main=jax.process_index() == 0)
     pipeline = Pipeline(config, gan, dataset, mesh)
+    evaluator = None
+    if config.eval.every_steps:  # the evaluation's one hook into training
+        from jaxgan.evaluation.during_training import TrainingEvaluator
+        evaluator = TrainingEvaluator.from_config(config, workdir, dataset.facts())
     try:
         return _loop(config, workdir, state, step, pipeline, GridWriter(config, gan), writers,
-                     manager, dataset.facts())
+                     manager, dataset.facts(), evaluator)
     finally:
         pipeline.close()
         writers.close()
 
 
-def _loop(config, workdir, state, step, pipeline, grids, writers, manager, facts):
+def _loop(config, workdir, state, step, pipeline, grids, writers, manager, facts, evaluator):
     schedule = Schedule.from_config(config)
     num_steps, batch_size = schedule.num_steps, config.train.batch_size
     bar = tqdm(total=num_steps, initial=step, unit="step", dynamic_ncols=True,
                disable=not writers.is_main, mininterval=1.0 if sys.stderr.isatty() else 30.0)
-    pending, last_time, last_saved = None, time.perf_counter(), step
+    pending, last_time, last_saved, last_eval = None, time.perf_counter(), step, None
 
     def finish(pending):
         """Read a dispatched chunk's metrics (one chunk late), log them, advance the bar."""
@@ -233,8 +240,13 @@ def _loop(config, workdir, state, step, pipeline, grids, writers, manager, facts
                 pending = None
                 if "grid" in due:
                     writers.grid(end, grids.image(state), provenance(end))
-                if stop or "checkpoint" in due:
-                    checkpoint.save(manager, state, config, facts)
+                evaluation = None
+                if "eval" in due:
+                    evaluation = evaluator(checkpoint.generator_variables(state), end)
+                    writers.scalars(end, {f"eval/{k}": v for k, v in evaluation.items()})
+                    last_eval = (end, evaluation)
+                if stop or "checkpoint" in due or (evaluation and config.checkpoint.best_metric):
+                    checkpoint.save(manager, state, config, facts, metrics=evaluation)
                     last_saved = end
             if stop:
                 bar.close()
@@ -245,4 +257,9 @@ def _loop(config, workdir, state, step, pipeline, grids, writers, manager, facts
     if writers.is_main:
         print(f"Done: step {last_saved} checkpoint in {checkpoint.checkpoint_dir(workdir)}; "
               f"sample grid {writers.last_grid}; metrics {writers.describe()}.")
+        if last_eval is not None:
+            print(f"Evaluation at step {last_eval[0]} ({config.eval.num_samples} images; "
+                  f"{os.path.join(workdir, 'eval', f'step_{last_eval[0]}.json')}): "
+                  + ", ".join(f"{k} {v:.4g}" for k, v in sorted(last_eval[1].items())
+                              if isinstance(v, float) and "/" not in k))
     return state
