@@ -91,6 +91,11 @@ def test_eight_devices_equal_one_device(config, overrides):
             # Its gradient is zero up to rounding (BatchNorm removes it), and Adam divides by the
             # gradient's size: rounding noise becomes a step of up to lr in either direction.
             assert np.all(np.abs(a - b) <= 2 * config.train.g_lr * 1.001), path
+        elif overrides is RESNET_ALL_TOOLS and path.startswith((".g_params", ".ema_params")):
+            # The same for the rare weight whose gradient is near zero (measured: 1 of 9,216 in
+            # one kernel); Adam's moments (the averaged gradients) are held to 1e-5 below.
+            far = ~np.isclose(a, b, rtol=1e-5, atol=1e-6)
+            assert far.mean() <= 1e-3 and np.all(np.abs(a - b)[far] <= 2 * config.train.g_lr), path
         else:
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=path)
     for name in one_metrics:
