@@ -1,5 +1,7 @@
 """Your own images: a folder with one subfolder per class (e.g. paintings sorted by style),
 or images directly in the folder for an unconditional GAN. 64x64 RGB, class-conditional DCGAN.
+For a small folder (100-5,000 pictures, e.g. an artist's work) use configs/art.py instead: a
+ResNet GAN with DiffAugment and LeCam, made for few images.
 
   python train.py --config configs/folder.py --config.data.source=folder:/path/to/paintings
   python sample.py --workdir runs/folder --label impressionism --seeds 0-15 --grid out.png

@@ -70,6 +70,18 @@ def _source_ok(source: str) -> bool:
                                   and len(source.split(":", 1)[1]) > 0)
 
 
+AUGMENTATIONS = ("color", "translation", "cutout")
+
+
+def _augment_policy_ok(policy: str) -> bool:
+    names = policy.split(",") if policy else []
+    return all(name in AUGMENTATIONS for name in names) and len(set(names)) == len(names)
+
+
+def _attention_ok(v) -> bool:
+    return _is_int(v) and (v == 0 or _power_of_two(v))
+
+
 def _metric_list(text: str) -> bool:
     names = [n.strip() for n in text.split(",")]
     return all(n in ALL_METRICS for n in names)
@@ -102,11 +114,22 @@ KEYS: dict[str, Key] = {
                                "auto", "data_source", "tf.data"),
     "data.download": boolean(True, "with TensorFlow: download and prepare a missing TFDS set"),
 
-    "model.arch": choice("dcgan", "the model family (jaxgan.models.FAMILIES)", "dcgan"),
+    "model.arch": choice("dcgan", "the model family (jaxgan.models.FAMILIES)", "dcgan", "resnet"),
     "model.latent_dim": integer(64, "size of the noise vector z", 1),
     "model.g_width": integer(32, "generator channels at the last block (DCGAN's ngf)", 1),
     "model.d_width": integer(32, "discriminator channels at the first block (DCGAN's ndf)", 1),
-    "model.d_norm": choice("batch", "normalisation in D", "batch", "none"),
+    "model.d_norm": choice("batch", "normalisation in D ('spectral': every D layer spectrally "
+                           "normalised; the resnet family takes 'spectral' or 'none')",
+                           "batch", "none", "spectral"),
+    "model.g_spectral_norm": boolean(False, "resnet: spectral norm on G's layers too (BigGAN)"),
+    "model.attention_resolution": Key(0, "resnet: SAGAN self-attention in G and D at this "
+                                      "feature-map size (0: none)",
+                                      "0 or a power of two from 8 to 1024", _attention_ok, 12),
+    "model.shared_embedding_dim": integer(0, "resnet: BigGAN's shared class embedding of this "
+                                          "size feeding every conditional BatchNorm (0: per-block "
+                                          "class embeddings, SNGAN)", 0),
+    "model.hierarchical_latent": boolean(False, "resnet: BigGAN's hierarchical latent (z split "
+                                         "across the Dense layer and the blocks)"),
     "model.dtype": choice("float32", "compute dtype ('bfloat16': mixed precision)",
                           "float32", "bfloat16", "float16"),
 
@@ -121,8 +144,21 @@ KEYS: dict[str, Key] = {
     "train.ema_decay": number(0.999, "decay of the generator's EMA (what sampling uses)",
                               0.0, 1.0, high_open=True),
     "train.mode_seeking": number(0.1, "MSGAN regulariser weight: keeps classes from collapsing"),
-    "train.augment": choice("", "DiffAugment for what D sees: '' | 'translation'",
-                            "", "translation"),
+    "train.augment": text("", "DiffAugment policy for what D sees (real and fake): a comma list "
+                          "of " + ", ".join(AUGMENTATIONS) + ", e.g. 'color,translation,cutout' "
+                          "('': none)", "'' or a comma list of distinct names from "
+                          + ", ".join(AUGMENTATIONS), _augment_policy_ok, "colour"),
+    "train.augment_p": number(1.0, "probability that each augmentation is applied to an image "
+                              "(the start value when adaptive)", 0.0, 1.0),
+    "train.ada_target": number(0.0, "adaptive augmentation (ADA): steer augment_p so that this "
+                               "fraction of real images gets a positive D logit (0: fixed p; "
+                               "StyleGAN2-ADA uses 0.6)", 0.0, 1.0, high_open=True),
+    "train.ada_kimg": number(100.0, "ADA speed: thousands of images for augment_p to move by 1",
+                             0.0, low_open=True),
+    "train.r1_gamma": number(0.0, "R1 penalty weight (gamma/2 * |grad_x D(real)|^2; 0: off)"),
+    "train.r1_every": integer(16, "lazy R1: penalise every this many D updates (scaled up by "
+                              "it, as StyleGAN2)", 1),
+    "train.lecam": number(0.0, "LeCam regulariser weight (Tseng et al. 2021; 0: off)"),
     "train.steps_per_call": integer(1, "steps per dispatch: 1 on CPUs, 10-100 on GPUs/TPUs", 1),
     "train.log_every_steps": integer(100, "metrics line every this many steps", 1),
     "train.sample_every_steps": integer(500, "sample grid PNG every this many steps", 1),
@@ -219,6 +255,9 @@ def check_for_devices(config, num_devices: int) -> None:
     if batch % num_devices:
         raise UserError(f"train.batch_size={batch} must be a positive multiple of the number of "
                         f"devices ({num_devices}); try {max(1, round(batch / num_devices)) * num_devices}")
+    if config.train.ada_target and not config.train.augment:
+        raise UserError("train.ada_target adapts the augmentation probability: set train.augment "
+                        "too (e.g. 'color,translation,cutout')")
     if config.train.mode_seeking and (batch // num_devices) % 2:
         raise UserError(f"train.mode_seeking pairs images: train.batch_size={batch} must give an "
                         f"even batch per device ({num_devices} devices)")

@@ -40,6 +40,23 @@ def test_resume_is_bit_identical(tmp_path, steps_per_call):
     assert_identical(saved_state(straight, 6), saved_state(resumed, 6))
 
 
+def test_resnet_with_spectral_norm_augmentation_and_r1_resumes_bit_identically(tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    tools = {"model.arch": "resnet", "model.d_norm": "spectral", "train.loss": "hinge",
+             "train.augment": "color,translation,cutout", "train.augment_p": 0.0,
+             "train.ada_target": 0.6, "train.r1_gamma": 1.0, "train.r1_every": 2,
+             "train.lecam": 0.3, "train.mode_seeking": 0.0}
+    jaxgan.train_and_evaluate(tiny_config(**tools, **{"train.num_steps": 4}), straight)
+    jaxgan.train_and_evaluate(tiny_config(**tools, **{"train.num_steps": 2}), resumed)
+    jaxgan.train_and_evaluate(tiny_config(**tools, **{"train.num_steps": 4}), resumed)
+    assert_identical(saved_state(straight, 4), saved_state(resumed, 4))
+    state = restore_state(resumed, 4)
+    assert set(state.aux) == {"augment_p", "lecam_real", "lecam_fake"}
+    assert any("/u" in jax.tree_util.keystr(p) for p, _ in
+               jax.tree_util.tree_leaves_with_path(state.d_stats))
+    assert jaxgan.load_sampler(resumed).step == 4
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_checkpoints_and_exits_zero(tmp_path, sig):
     process = subprocess.Popen(train_cmd(tmp_path, **{"train.num_steps": 100000,

@@ -1,6 +1,7 @@
 import math
 
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from jaxgan.training import losses
@@ -47,3 +48,21 @@ def test_mode_seeking_is_the_mean_inverse_ratio_over_pairs():
     assert float(losses.mode_seeking(x, z, eps=0.0)) == pytest.approx(2.0)
     identical = jnp.zeros((2, 1, 1, 2))
     assert float(losses.mode_seeking(identical, jnp.array([[0.0], [1.0]]))) == pytest.approx(1e5)
+
+
+def test_r1_penalty_hand_computed():
+    # D(x) = sum(x^2): grad = 2x, |grad|^2 = 4 * sum(x^2): 4 * 5 = 20 and 4 * 10 = 40, mean 30.
+    x = jnp.array([[1.0, 2.0], [3.0, -1.0]]).reshape(2, 1, 1, 2)
+    penalty, logits, aux = losses.r1_penalty(lambda x: ((x ** 2).sum(axis=(1, 2, 3)), "aux"), x)
+    assert float(penalty) == 30.0
+    np.testing.assert_array_equal(logits, [5.0, 10.0])
+    assert aux == "aux"
+
+
+def test_lecam_hand_computed():
+    real, fake = jnp.array([1.0, 3.0]), jnp.array([-1.0, 0.5])
+    # relu(real - 0.5)^2 = 0.25, 6.25 (mean 3.25); relu(2 - fake)^2 = 9, 2.25 (mean 5.625).
+    assert float(losses.lecam(real, fake, ema_real=2.0, ema_fake=0.5)) == 8.875
+    np.testing.assert_allclose(losses.lecam_update(5.0, 6.0, 1.0, 2.0, first=True), (1.0, 2.0))
+    ema_real, ema_fake = losses.lecam_update(5.0, 6.0, 1.0, 2.0, first=False)
+    assert np.isclose(float(ema_real), 0.99 * 5 + 0.01) and np.isclose(float(ema_fake), 0.99 * 6 + 0.02)

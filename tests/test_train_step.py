@@ -1,3 +1,5 @@
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,6 +30,25 @@ def setup(config, devices):
     return state, jax.device_put(batch, NamedSharding(mesh, P("data"))), step
 
 
+# The resnet family with spectral norm, every augmentation with an adaptive p, lazy R1 (on the
+# first of the two D updates only) and LeCam. (BigGAN's options and G's spectral norm are
+# threaded the same way; left out to keep the compilation short.)
+RESNET_ALL_TOOLS = {"model.arch": "resnet", "model.d_norm": "spectral", "train.loss": "hinge",
+                    "train.n_critic": 2, "train.augment": "color,translation,cutout",
+                    "train.augment_p": 0.5, "train.ada_target": 0.6, "train.r1_gamma": 1.0,
+                    "train.r1_every": 2, "train.lecam": 0.3}
+
+
+# The resnet generator's conv biases that feed a BatchNorm (StudioGAN has them; they count in its
+# parameter totals) in the parameters and their EMA.
+BIAS_BEFORE_BATCHNORM = re.compile(
+    r"^\.(g_params|ema_params)\['block\d+'\]\['(conv1|conv2|shortcut)'\]\['bias'\]$")
+
+
+def paths(state):
+    return [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(state)[0]]
+
+
 def leaves(state):
     return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
 
@@ -52,7 +73,8 @@ def test_step_changes_params_and_is_deterministic(config):
 
 @pytest.mark.parametrize("overrides", [{}, {"train.loss": "hinge", "train.n_critic": 2,
                                              "model.d_norm": "none", "train.mode_seeking": 1.0,
-                                             "train.augment": "translation"}])
+                                             "train.augment": "translation"},
+                                       RESNET_ALL_TOOLS])
 def test_eight_devices_equal_one_device(config, overrides):
     assert len(jax.devices()) == 8, "run with XLA_FLAGS=--xla_force_host_platform_device_count=8"
     for key, value in overrides.items():
@@ -64,8 +86,18 @@ def test_eight_devices_equal_one_device(config, overrides):
         new_state, metrics = step(state, batch, jax.random.key(3))
         results.append((leaves(new_state), jax.device_get(metrics)))
     (one, one_metrics), (eight, eight_metrics) = results
-    for a, b in zip(one, eight):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for path, a, b in zip(paths(state), one, eight):
+        if BIAS_BEFORE_BATCHNORM.search(path):
+            # Its gradient is zero up to rounding (BatchNorm removes it), and Adam divides by the
+            # gradient's size: rounding noise becomes a step of up to lr in either direction.
+            assert np.all(np.abs(a - b) <= 2 * config.train.g_lr * 1.001), path
+        elif overrides is RESNET_ALL_TOOLS and path.startswith((".g_params", ".ema_params")):
+            # The same for the rare weight whose gradient is near zero (measured: 1 of 9,216 in
+            # one kernel); Adam's moments (the averaged gradients) are held to 1e-5 below.
+            far = ~np.isclose(a, b, rtol=1e-5, atol=1e-6)
+            assert far.mean() <= 1e-3 and np.all(np.abs(a - b)[far] <= 2 * config.train.g_lr), path
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=path)
     for name in one_metrics:
         np.testing.assert_allclose(one_metrics[name], eight_metrics[name], rtol=1e-5)
 

@@ -15,6 +15,7 @@ from jaxgan.images import to_uint8
 
 FAMILIES = {
     "dcgan": "jaxgan.models.dcgan",
+    "resnet": "jaxgan.models.resnet",
 }
 
 

@@ -7,10 +7,11 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 
-def batch_norm(train: bool, axis_name: str | None, dtype=None, **kwargs) -> nn.BatchNorm:
+def batch_norm(train: bool, axis_name: str | None, dtype=None, epsilon: float = 1e-5,
+               **kwargs) -> nn.BatchNorm:
     """BatchNorm with PyTorch's defaults (momentum 0.1 there, 0.9 in flax's convention; eps 1e-5)
     over the global batch: `axis_name` names the data-parallel mesh axis."""
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=epsilon,
                         axis_name=axis_name if train else None, dtype=dtype, **kwargs)
 
 

@@ -40,3 +40,35 @@ def mode_seeking(fake_BHWC, z_BZ, eps: float = 1e-5):
     z = z_BZ.reshape(z_BZ.shape[0] // 2, 2, -1)
     ratio = jnp.mean(jnp.abs(x[:, 0] - x[:, 1]), -1) / jnp.mean(jnp.abs(z[:, 0] - z[:, 1]), -1)
     return jnp.mean(1.0 / (ratio + eps))
+
+
+def r1_penalty(logit_fn, x_BHWC):
+    """R1 (Mescheder et al. 2018): the mean over the batch of |grad_x D(x)|^2 on real images.
+
+    `logit_fn(x) -> (logits (B,), aux)`; returns (penalty, logits, aux), so that D's forward pass
+    on the real batch is shared with the adversarial loss. (A per-image gradient because each
+    logit depends on its own image only; with BatchNorm in D it is the gradient of their sum.)"""
+    def logit_sum(x):
+        logits, aux = logit_fn(x)
+        return logits.sum(), (logits, aux)
+    grad_BHWC, (logits, aux) = jax.grad(logit_sum, has_aux=True)(x_BHWC)
+    penalty = jnp.mean(jnp.sum(jnp.square(grad_BHWC.astype(jnp.float32)), axis=(1, 2, 3)))
+    return penalty, logits, aux
+
+
+LECAM_DECAY = 0.99  # the paper's moving-average decay of D's mean outputs
+
+
+def lecam_update(ema_real, ema_fake, real_mean, fake_mean, first):
+    """Moving averages of D's mean outputs on real and fake images (copies at the first update)."""
+    decay = jnp.where(first, 0.0, LECAM_DECAY)
+    return (decay * ema_real + (1.0 - decay) * real_mean,
+            decay * ema_fake + (1.0 - decay) * fake_mean)
+
+
+def lecam(real_logits, fake_logits, ema_real, ema_fake):
+    """LeCam regulariser (Tseng et al. 2021, the authors' code): keeps D's outputs on real images
+    from rising above its average output on fakes and vice versa, bounding how far D can overfit:
+    mean(relu(D(x) - ema_fake)^2) + mean(relu(ema_real - D(G(z)))^2)."""
+    return (jnp.mean(jnp.square(jax.nn.relu(real_logits - ema_fake)))
+            + jnp.mean(jnp.square(jax.nn.relu(ema_real - fake_logits))))

@@ -26,6 +26,18 @@ class GANState:
     ema_stats: Any           # moving average of g_stats, matching ema_params
 
 
+@flax.struct.dataclass
+class GANStateWithAux(GANState):
+    """A GANState with the scalars some training tools carry from step to step (ADA's augment_p,
+    LeCam's averages of D's outputs). A separate class, used only with those tools, so that every
+    other state keeps exactly the tree (and checkpoints) of earlier jaxgan versions."""
+    aux: Any                 # {name: float32 scalar}
+
+
+def aux_of(state) -> dict:
+    return dict(getattr(state, "aux", {}))
+
+
 @dataclasses.dataclass(frozen=True)
 class GAN:
     """What a config builds once and every part of training shares: both networks (BatchNorm
@@ -37,6 +49,7 @@ class GAN:
     image_shape: tuple[int, int, int]
     num_classes: int
     latent_dim: int
+    aux_init: tuple = ()  # (name, initial value) of GANState.aux
 
     @classmethod
     def build(cls, config, image_shape, num_classes: int) -> "GAN":
@@ -44,7 +57,7 @@ class GAN:
                                                 axis_name=AXIS)
         g_tx, d_tx = make_optimizers(config.train)
         return cls(generator, discriminator, g_tx, d_tx, tuple(image_shape), num_classes,
-                   config.model.latent_dim)
+                   config.model.latent_dim, tuple(aux_init(config.train).items()))
 
     def init_variables(self, key):
         """Fresh generator and discriminator variables ({'params', 'batch_stats'} each)."""
@@ -58,7 +71,9 @@ class GAN:
     def create_state(self, key) -> GANState:
         g_vars, d_vars = self.init_variables(key)
         g_stats = g_vars.get("batch_stats", {})  # absent for a family without BatchNorm
-        return GANState(
+        aux = {name: jnp.asarray(value, jnp.float32) for name, value in self.aux_init}
+        return (GANStateWithAux if aux else GANState)(
+            **({"aux": aux} if aux else {}),
             step=jnp.zeros((), jnp.int32),
             g_params=g_vars["params"], g_stats=g_stats,
             d_params=d_vars["params"], d_stats=d_vars.get("batch_stats", {}),
@@ -71,6 +86,17 @@ class GAN:
     def abstract_state(self) -> GANState:
         """Shapes and dtypes of the state, without allocating it (Orbax restore target)."""
         return jax.eval_shape(lambda: self.create_state(jax.random.key(0)))
+
+
+def aux_init(train_config) -> dict:
+    """The extra scalars (GANState.aux) this config trains with, and their start values; {} for
+    plain training, so that such states keep the tree of older checkpoints."""
+    aux = {}
+    if train_config.augment and train_config.ada_target > 0:
+        aux["augment_p"] = float(train_config.augment_p)  # ADA's adaptive probability
+    if train_config.lecam:
+        aux.update(lecam_real=0.0, lecam_fake=0.0)  # LeCam's averages of D's outputs
+    return aux
 
 
 def make_optimizers(train_config):

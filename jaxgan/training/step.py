@@ -24,7 +24,7 @@ from jax.sharding import Mesh, PartitionSpec as P
 from jaxgan.mesh import AXIS
 from jaxgan.models import variables
 from jaxgan.training import augment as augment_lib, losses
-from jaxgan.training.state import GAN, GANState
+from jaxgan.training.state import GAN, GANState, aux_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,16 +33,30 @@ class StepOptions:
     loss: str
     ema_decay: float
     mode_seeking: float
-    augment: bool
+    augment: tuple[str, ...] = ()   # DiffAugment policy
+    augment_p: float = 1.0          # its probability per operation and image (the start if adaptive)
+    ada_target: float = 0.0         # > 0: adaptive p (ADA)
+    ada_kimg: float = 100.0
+    r1_gamma: float = 0.0
+    r1_every: int = 1
+    lecam: float = 0.0
+    batch_size: int = 0             # global batch (ADA counts images)
 
     @classmethod
     def from_config(cls, train_config) -> "StepOptions":
         return cls(train_config.loss, train_config.ema_decay, float(train_config.mode_seeking),
-                   train_config.augment == "translation")
+                   augment_lib.parse_policy(train_config.augment), float(train_config.augment_p),
+                   float(train_config.ada_target), float(train_config.ada_kimg),
+                   float(train_config.r1_gamma), int(train_config.r1_every),
+                   float(train_config.lecam), int(train_config.batch_size))
 
-    def seen(self, x_BHWC, shift_B2):
-        """What D sees of a batch: DiffAugment-shifted when `augment`."""
-        return augment_lib.translate(x_BHWC, shift_B2) if self.augment else x_BHWC
+    @property
+    def adaptive(self) -> bool:
+        return bool(self.augment) and self.ada_target > 0
+
+    def seen(self, x_BHWC, numbers, p):
+        """What D sees of a batch: DiffAugment-ed when a policy is set."""
+        return augment_lib.apply(x_BHWC, numbers, self.augment, p) if self.augment else x_BHWC
 
 
 def all_finite(*trees):
@@ -57,25 +71,58 @@ def ema_update(new, ema, step, decay):
     return optax.incremental_update(new, ema, step_size=1.0 - decay)
 
 
-def discriminator_update(gan: GAN, opts: StepOptions, d_params, d_stats, d_opt, real_x, real_y,
-                         fake, fake_y, shifts_3B2):
+def take(numbers: dict, index):
+    """The augmentation numbers of one batch out of a dict of (..., B, ...) arrays."""
+    return jax.tree.map(lambda x: x[index], numbers)
+
+
+def discriminator_update(gan: GAN, opts: StepOptions, d_params, d_stats, d_opt, aux, real_x,
+                         real_y, fake, fake_y, aug_3, p, d_index):
     """One D update on this device's part of the batch (gradients averaged over all devices).
 
-    Returns (d_params, d_stats, d_opt, metrics); metrics are taken before the update.
-    shifts_3B2: DiffAugment shifts for the real batch and the fake batch (the third is G's)."""
+    Returns (d_params, d_stats, d_opt, aux, metrics); metrics are taken before the update.
+    aug_3: DiffAugment numbers for the real batch, the fake batch and (unused here) G's batch;
+    p: the augmentation probability; d_index: how many D updates came before this one (for the
+    lazy R1 interval and LeCam's first average). `aux` holds LeCam's moving averages."""
+    def real_logits_fn(params, x):
+        logits, upd = gan.discriminator.apply(variables(params, d_stats), x, real_y, train=True,
+                                              mutable=["batch_stats"])
+        return logits, upd.get("batch_stats", {})
+
     def loss_fn(params):
-        real_logits, upd = gan.discriminator.apply(variables(params, d_stats),
-                                                   opts.seen(real_x, shifts_3B2[0]), real_y,
-                                                   train=True, mutable=["batch_stats"])
-        fake_logits, upd = gan.discriminator.apply(variables(params, upd.get("batch_stats")),
-                                                   opts.seen(fake, shifts_3B2[1]), fake_y,
+        real_seen = opts.seen(real_x, take(aug_3, 0), p)
+        if opts.r1_gamma:
+            def with_r1():
+                return losses.r1_penalty(functools.partial(real_logits_fn, params), real_seen)
+
+            def without_r1():
+                return (jnp.zeros((), jnp.float32),) + real_logits_fn(params, real_seen)
+            r1, real_logits, stats = lax.cond(d_index % opts.r1_every == 0, with_r1, without_r1)
+        else:
+            real_logits, stats = real_logits_fn(params, real_seen)
+        fake_logits, upd = gan.discriminator.apply(variables(params, stats),
+                                                   opts.seen(fake, take(aug_3, 1), p), fake_y,
                                                    train=True, mutable=["batch_stats"])
         loss = losses.d_loss(opts.loss, real_logits, fake_logits)
         metrics = {"d_loss": loss, "d_real": real_logits.mean(), "d_fake": fake_logits.mean()}
-        return loss, (upd.get("batch_stats", {}), metrics)
-    (_, (d_stats, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d_params)
+        new_aux = dict(aux)
+        if opts.r1_gamma:
+            # Lazy regularisation (StyleGAN2): every r1_every-th update, r1_every times the weight.
+            loss = loss + 0.5 * opts.r1_gamma * opts.r1_every * r1
+            metrics["r1"] = r1
+        if opts.lecam:
+            means = lax.pmean(lax.stop_gradient((real_logits.mean(), fake_logits.mean())), AXIS)
+            new_aux["lecam_real"], new_aux["lecam_fake"] = losses.lecam_update(
+                aux["lecam_real"], aux["lecam_fake"], *means, first=d_index == 0)
+            regulariser = losses.lecam(real_logits, fake_logits, new_aux["lecam_real"],
+                                       new_aux["lecam_fake"])
+            loss = loss + opts.lecam * regulariser
+            metrics["lecam"] = regulariser
+        metrics["real_sign"] = jnp.mean(jnp.sign(real_logits))
+        return loss, (upd.get("batch_stats", {}), new_aux, metrics)
+    (_, (d_stats, aux, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d_params)
     updates, d_opt = gan.d_tx.update(lax.pmean(grads, AXIS), d_opt, d_params)
-    return optax.apply_updates(d_params, updates), d_stats, d_opt, metrics
+    return optax.apply_updates(d_params, updates), d_stats, d_opt, aux, metrics
 
 
 def generator_forward(gan: GAN, g_stats, z_BZ, y_B):
@@ -87,9 +134,9 @@ def generator_forward(gan: GAN, g_stats, z_BZ, y_B):
     return forward
 
 
-def generator_loss(gan: GAN, opts: StepOptions, d_params, d_stats, z_BZ, y_B, shift_B2, fake):
+def generator_loss(gan: GAN, opts: StepOptions, d_params, d_stats, z_BZ, y_B, aug, p, fake):
     """G's loss as a function of its fake batch: (loss, D's new BatchNorm statistics)."""
-    logits, upd = gan.discriminator.apply(variables(d_params, d_stats), opts.seen(fake, shift_B2),
+    logits, upd = gan.discriminator.apply(variables(d_params, d_stats), opts.seen(fake, aug, p),
                                           y_B, train=True, mutable=["batch_stats"])
     loss = losses.g_loss(opts.loss, logits)
     if opts.mode_seeking:
@@ -97,39 +144,50 @@ def generator_loss(gan: GAN, opts: StepOptions, d_params, d_stats, z_BZ, y_B, sh
     return loss, upd.get("batch_stats", {})
 
 
-def local_step(state: GANState, real_x, real_y, z_KBZ, fake_y_KB, shift_K3B2, *, gan: GAN,
+def local_step(state: GANState, real_x, real_y, z_KBZ, fake_y_KB, aug_K3B, *, gan: GAN,
                opts: StepOptions):
     """Per-device update; arrays hold this device's part of the batch. K = D updates per step.
 
-    shift_K3B2: per D update, DiffAugment (dy, dx) shifts for the real batch, the fake batch
-    in the D update and the fake batch in the G update (unused unless `opts.augment`)."""
+    aug_K3B: per D update, DiffAugment numbers (augment.draw) for the real batch, the fake batch
+    in the D update and the fake batch in the G update (unused without a policy)."""
     g_stats, d_params, d_stats, d_opt = state.g_stats, state.d_params, state.d_stats, state.d_opt_state
+    aux = aux_of(state)
+    p = aux.get("augment_p", opts.augment_p)
+    num_critic = z_KBZ.shape[0]
     d_update = functools.partial(discriminator_update, gan, opts)
-    for k in range(z_KBZ.shape[0] - 1):
+    for k in range(num_critic - 1):
         fake, g_stats = generator_forward(gan, g_stats, z_KBZ[k], fake_y_KB[k])(state.g_params)
-        d_params, d_stats, d_opt, _ = d_update(d_params, d_stats, d_opt, real_x, real_y,
-                                               lax.stop_gradient(fake), fake_y_KB[k], shift_K3B2[k])
+        d_params, d_stats, d_opt, aux, _ = d_update(
+            d_params, d_stats, d_opt, aux, real_x, real_y, lax.stop_gradient(fake), fake_y_KB[k],
+            take(aug_K3B, k), p, state.step * num_critic + k)
 
     # The G update reuses the last D update's fake batch; its forward pass is kept as a VJP.
-    z, fake_y = z_KBZ[-1], fake_y_KB[-1]
+    z, fake_y, aug_3 = z_KBZ[-1], fake_y_KB[-1], take(aug_K3B, -1)
     fake, g_vjp, g_stats = jax.vjp(generator_forward(gan, g_stats, z, fake_y), state.g_params,
                                    has_aux=True)
-    d_params, d_stats, d_opt, d_metrics = d_update(d_params, d_stats, d_opt, real_x, real_y,
-                                                   lax.stop_gradient(fake), fake_y, shift_K3B2[-1])
+    d_params, d_stats, d_opt, aux, d_metrics = d_update(
+        d_params, d_stats, d_opt, aux, real_x, real_y, lax.stop_gradient(fake), fake_y, aug_3, p,
+        state.step * num_critic + num_critic - 1)
     g_loss_of_fake = functools.partial(generator_loss, gan, opts, d_params, d_stats, z, fake_y,
-                                       shift_K3B2[-1, 2])
+                                       take(aug_3, 2), p)
     (g_loss, d_stats), fake_grad = jax.value_and_grad(g_loss_of_fake, has_aux=True)(fake)
     (g_grads,) = g_vjp(fake_grad)
     g_updates, g_opt = gan.g_tx.update(lax.pmean(g_grads, AXIS), state.g_opt_state, state.g_params)
     g_params = optax.apply_updates(state.g_params, g_updates)
 
+    # D metrics are those of the last D update, taken before it applied its gradients.
+    metrics = lax.pmean({**d_metrics, "g_loss": g_loss}, AXIS)
+    real_sign = metrics.pop("real_sign")
+    if opts.adaptive:
+        aux["augment_p"] = augment_lib.adapt_probability(
+            p, real_sign, opts.ada_target, num_critic * opts.batch_size, opts.ada_kimg)
+        metrics.update(augment_p=p, real_sign=real_sign)
     new_state = state.replace(
         step=state.step + 1, g_params=g_params, g_stats=g_stats, d_params=d_params,
         d_stats=d_stats, g_opt_state=g_opt, d_opt_state=d_opt,
         ema_params=ema_update(g_params, state.ema_params, state.step, opts.ema_decay),
-        ema_stats=ema_update(g_stats, state.ema_stats, state.step, opts.ema_decay))
-    # D metrics are those of the last D update, taken before it applied its gradients.
-    metrics = lax.pmean({**d_metrics, "g_loss": g_loss}, AXIS)
+        ema_stats=ema_update(g_stats, state.ema_stats, state.step, opts.ema_decay),
+        **({"aux": aux} if aux else {}))
     metrics["finite"] = all_finite(metrics, g_params, d_params).astype(jnp.float32)
     return new_state, metrics
 
@@ -150,12 +208,13 @@ def make_train_step(gan: GAN, train_config, mesh: Mesh):
 
     def train_step(state, batch, key):
         batch_size = batch["image"].shape[0]
-        z_key, y_key, shift_key = jax.random.split(key, 3)
+        z_key, y_key, augment_key = jax.random.split(key, 3)
         z = jax.random.normal(z_key, (n_critic, batch_size, gan.latent_dim), jnp.float32)
         fake_labels = jax.random.randint(y_key, (n_critic, batch_size), 0, max(num_classes, 1))
         if opts.mode_seeking:  # pairs (2k, 2k+1) share a label (pairs never straddle two devices)
             fake_labels = jnp.repeat(fake_labels[:, ::2], 2, axis=1)
-        shifts = (augment_lib.draw_shifts(shift_key, (n_critic, 3, batch_size), gan.image_shape[0])
-                  if opts.augment else jnp.zeros((n_critic, 3, batch_size, 2), jnp.int32))
-        return sharded(state, batch["image"], batch["label"], z, fake_labels, shifts)
+        # For the global batch, so that 1 device and N devices augment the same way.
+        numbers = augment_lib.draw(augment_key, opts.augment, (n_critic, 3, batch_size),
+                                   gan.image_shape[0])
+        return sharded(state, batch["image"], batch["label"], z, fake_labels, numbers)
     return train_step
