@@ -29,7 +29,7 @@ from jaxgan.errors import UserError
 from jaxgan.images import GRID_COLUMNS, auto_upscale, grid_labels, make_grid, provenance
 from jaxgan.models import generate_uint8
 from jaxgan.training import checkpoint
-from jaxgan.training.lock import WorkdirLock
+from jaxgan.training.lock import LOCK_NAME, WorkdirLock
 from jaxgan.training.pipeline import Pipeline
 from jaxgan.training.state import GAN
 from jaxgan.training.writers import Writers
@@ -163,6 +163,27 @@ def train_and_evaluate(config, workdir):
     """
     config = config_lib.resolve(config)
     workdir = os.path.abspath(os.fspath(workdir))
+    created = not os.path.exists(workdir)
+    try:
+        return _start(config, workdir)
+    except BaseException:
+        if created:  # a run that could not start leaves no workdir behind
+            _remove_if_unused(workdir)
+        raise
+
+
+def _remove_if_unused(workdir: str) -> None:
+    """Remove a workdir this run created if it holds nothing but the lock file."""
+    try:
+        if set(os.listdir(workdir)) <= {LOCK_NAME}:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(workdir, LOCK_NAME))
+            os.rmdir(workdir)
+    except OSError:
+        pass  # it is in use or not ours to clean: leave it
+
+
+def _start(config, workdir):
     mesh = mesh_lib.make_mesh()
     config_lib.check_for_devices(config, mesh.size)
     check_writable(workdir)  # before the data: a full disk is not found out minutes later
