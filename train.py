@@ -53,7 +53,11 @@ def main(argv):
         jaxgan.train_and_evaluate(config, workdir)
     except jaxgan.UserError as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Now, without the interpreter's shutdown: after a failed write (a full disk) Orbax's
+        # asyncio threads would print "Event loop is closed" tracebacks under the one line.
+        os._exit(1)
     except KeyboardInterrupt as interrupt:  # a second Ctrl-C (or SIGTERM/SIGHUP) while stopping
         print(f"\nerror: stopped by {interrupt or 'a second interrupt'} without waiting for the "
               "checkpoint being saved; rerun the same command to resume from the last intact one",

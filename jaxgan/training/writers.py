@@ -7,7 +7,9 @@ keeps one copy.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 
 import numpy as np
 
@@ -44,6 +46,24 @@ class JsonlWriter:
         pass
 
 
+def _quiet_tensorboard_thread_errors() -> None:
+    """tensorboardX writes events from its own thread, where a full disk would print a thread
+    traceback; the loop's own next write fails on the same disk and reports it as one line (what,
+    why, the intact checkpoints), so such errors in that thread are logged, not printed."""
+    previous = threading.excepthook
+    if getattr(previous, "jaxgan_tensorboard", False):
+        return
+
+    def hook(args):
+        if issubclass(args.exc_type, OSError) and \
+                type(args.thread).__module__.startswith("tensorboardX"):
+            logging.info("TensorBoard event writer: %s", args.exc_value)
+        else:
+            previous(args)
+    hook.jaxgan_tensorboard = True
+    threading.excepthook = hook
+
+
 class TensorBoardWriter:
     """TensorBoard event files in `<workdir>/tensorboard/`: every scalar, the sample grids as
     images, and the run's config as text (at the step the run started or resumed from).
@@ -61,6 +81,7 @@ class TensorBoardWriter:
 
     def __init__(self, workdir: str, start_step: int = 0, config=None):
         from tensorboardX import SummaryWriter
+        _quiet_tensorboard_thread_errors()
         self.path = os.path.join(workdir, "tensorboard")
         self._writer = SummaryWriter(self.path, purge_step=start_step + 1 if start_step else None,
                                      flush_secs=30)
