@@ -1,6 +1,9 @@
 """Helpers more than one test module uses (test modules never import each other)."""
+import importlib.util
+
 import jax
 import numpy as np
+from conftest import ROOT, tiny_config
 
 from jaxgan.mesh import make_mesh
 from jaxgan.training import checkpoint
@@ -27,3 +30,37 @@ def assert_identical(a, b):
     assert len(a) == len(b)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
+
+
+def write_checkpoint(workdir, class_names, resolution=16):
+    """A workdir with one checkpoint of an untrained tiny model with these class names."""
+    config = tiny_config(**{"data.resolution": resolution})
+    shape = (resolution, resolution, 1)
+    state = GAN.build(config, shape, len(class_names)).create_state(jax.random.key(0))
+    manager = checkpoint.make_manager(workdir)
+    facts = {"class_names": list(class_names), "image_shape": list(shape),
+             "num_classes": len(class_names), "num_examples": 100}
+    checkpoint.save(manager, state, config, facts)
+    checkpoint.wait(manager)
+    manager.close()
+    return workdir
+
+
+def load_sample_py():
+    spec = importlib.util.spec_from_file_location("sample_flags", ROOT / "sample.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SAMPLE = load_sample_py()
+
+
+def sample(capsys, *args):
+    """sample.py's main in this process: (exit status, stdout, stderr)."""
+    try:
+        status = SAMPLE.main([str(a) for a in args])
+    except SystemExit as exit:  # argparse's usage errors
+        status = exit.code
+    out, err = capsys.readouterr()
+    return status, out, err

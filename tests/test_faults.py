@@ -9,7 +9,7 @@ import time
 
 import pytest
 from conftest import ROOT, override_flags
-from test_hostile_sampling import write_checkpoint
+from helpers import write_checkpoint
 
 import jaxgan
 from jaxgan.training import checkpoint
@@ -81,7 +81,7 @@ def test_a_really_full_disk_lists_checkpoints_that_restore(tmp_path):
 
 
 def test_sample_py_write_and_read_failures_are_one_line(tmp_path, capsys):
-    from test_hostile_sampling import sample
+    from helpers import sample
     workdir = write_checkpoint(tmp_path / "run", ["a", "b"])
     not_a_folder = tmp_path / "file.txt"
     not_a_folder.write_text("x")

@@ -1,37 +1,20 @@
 """Issue 13 on the sampling side: class names that reach file names and terminals, outputs never
 overwritten silently, limits on what one command may ask for, the name/index rule for --label."""
-import importlib.util
 import os
 import subprocess
 import sys
 
-import jax
 import pytest
 from conftest import ROOT, tiny_config
 from PIL import Image
 
-from jaxgan.training import checkpoint
-from jaxgan.training.state import GAN
+from helpers import sample, write_checkpoint
 
 # Names an artist's folders may have: scripts other than Latin, the same word composed (NFC) and
 # decomposed (NFD: macOS file names), names that differ only in space or case, a terminal escape,
 # bytes that are not UTF-8 (how os.fsdecode hands them over), and a class called "all".
 NAMES = ["猫", "犬", "кошка", "caf\u00e9", "cafe\u0301", "cat dog", "cat_dog", "Cat_Dog",
          "evil\x1b[2Jname", "caf\udce9", "all"]
-
-
-def write_checkpoint(workdir, class_names, resolution=16):
-    """A workdir with one checkpoint of an untrained tiny model with these class names."""
-    config = tiny_config(**{"data.resolution": resolution})
-    shape = (resolution, resolution, 1)
-    state = GAN.build(config, shape, len(class_names)).create_state(jax.random.key(0))
-    manager = checkpoint.make_manager(workdir)
-    facts = {"class_names": list(class_names), "image_shape": list(shape),
-             "num_classes": len(class_names), "num_examples": 100}
-    checkpoint.save(manager, state, config, facts)
-    checkpoint.wait(manager)
-    manager.close()
-    return workdir
 
 
 @pytest.fixture(scope="module")
@@ -43,26 +26,6 @@ def named_run(tmp_path_factory):
 def numbered_run(tmp_path_factory):
     # Folders named 1..10 sort as 1, 10, 2, ..., 9: class "1" is index 0, index 1 is class "10".
     return write_checkpoint(tmp_path_factory.mktemp("numbered"), sorted(str(i) for i in range(1, 11)))
-
-
-def load_sample_py():
-    spec = importlib.util.spec_from_file_location("sample_flags", ROOT / "sample.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SAMPLE = load_sample_py()
-
-
-def sample(capsys, *args):
-    """sample.py's main in this process: (exit status, stdout, stderr)."""
-    try:
-        status = SAMPLE.main([str(a) for a in args])
-    except SystemExit as exit:  # argparse's usage errors
-        status = exit.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def one_line_error(status, err, needle):

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 from conftest import ROOT, override_flags
-from test_checkpoint import saved_state
+from helpers import saved_state
 
 pytestmark = pytest.mark.slow
 
