@@ -73,9 +73,11 @@ def test_unprepared_tfds_set_with_downloads_off_is_a_clear_error(tmp_path):
 
 def test_unknown_tfds_reader_is_a_clear_error(tmp_path):
     config = tiny_config("mnist", **{"data.tfds_reader": "tfrecord"})
-    with pytest.raises(jaxgan.UserError, match="data.tfds_reader must be one of auto, data_source, "
-                                               "tf.data; got 'tfrecord'"):
+    with pytest.raises(jaxgan.UserError, match="config key data.tfds_reader='tfrecord' is not "
+                                               "allowed: it must be one of 'auto', 'data_source', "
+                                               "'tf.data'"):
         jaxgan.train_and_evaluate(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_import_and_sampling_never_import_tensorflow(tmp_path):
