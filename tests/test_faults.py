@@ -58,7 +58,7 @@ def test_an_unwritable_workdir_is_refused_before_the_data_is_loaded(tmp_path):
 
 def can_mount_tmpfs(path):
     path.mkdir()
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(path)],
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(path)],
                           capture_output=True).returncode == 0
 
 
