@@ -243,13 +243,14 @@ def _train(config, workdir, dataset, gan, mesh, manager):
         return state
     writers = Writers.for_run(workdir, jax.process_index() == 0, config, step)
     pipeline = Pipeline(config, gan, dataset, mesh)
+    facts = dataset.facts()
     evaluator = None
     if config.eval.every_steps:  # the evaluation's one hook into training
         from jaxgan.evaluation.during_training import TrainingEvaluator
-        evaluator = TrainingEvaluator.from_config(config, workdir, dataset.facts())
+        evaluator = TrainingEvaluator.from_config(config, workdir, facts)
     try:
         return _loop(config, workdir, state, step, pipeline, GridWriter(config, gan), writers,
-                     manager, dataset.facts(), evaluator)
+                     manager, facts, evaluator)
     finally:
         pipeline.close()
         writers.close()
