@@ -11,10 +11,12 @@ so a workdir alone is enough to rebuild the generator and sample from it.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import os
 import re
+import sys
 
 import jax
 import ml_collections
@@ -35,10 +37,25 @@ def checkpoint_dir(workdir) -> str:
     return os.path.join(os.path.abspath(os.fspath(workdir)), "checkpoints")
 
 
+def _drop_closed_event_loop_callbacks(unraisable, previous=sys.unraisablehook) -> None:
+    # After an asynchronous save fails (a full disk), Orbax closes its thread's event loop while
+    # TensorStore still completes the other writes; each completion's call_soon_threadsafe then
+    # raises "Event loop is closed" where nothing can catch it, and Python prints one traceback
+    # per file under jaxgan's one-line error. The failure itself reaches the loop through
+    # wait_until_finished(); only this echo is dropped, every other unraisable error is kept.
+    error = unraisable.exc_value
+    if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+        previous(unraisable)
+
+
 def make_manager(workdir, keep: int = 3, read_only: bool = False,
                  best_metric: str = "") -> ocp.CheckpointManager:
     """Keeps the newest `keep` checkpoints and, with `best_metric`, also the one whose saved
     evaluation result is best (lower is better for distances, higher for the rest)."""
+    if not read_only and not getattr(sys.unraisablehook, "drops_closed_event_loops", False):
+        hook = functools.partial(_drop_closed_event_loop_callbacks, previous=sys.unraisablehook)
+        hook.drops_closed_event_loops = True
+        sys.unraisablehook = hook
     if read_only:  # (the values Orbax would otherwise warn that it substitutes)
         options = ocp.CheckpointManagerOptions(read_only=True, create=False,
                                                save_interval_steps=0, max_to_keep=None)
