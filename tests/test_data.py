@@ -133,3 +133,15 @@ def test_training_streams_a_folder_from_disk(art_folder, tmp_path):
     jaxgan.train_and_evaluate(config, tmp_path)
     sampler = jaxgan.load_sampler(tmp_path)
     assert sampler.step == 4 and sampler.class_names == ("cubism", "impressionism")
+
+
+def test_built_in_digits_are_scikit_learns_without_importing_it():
+    from sklearn.datasets import load_digits
+    from jaxgan.data.digits import digits_arrays
+    images, labels = digits_arrays()
+    reference = load_digits()
+    np.testing.assert_array_equal(images, reference.images)
+    np.testing.assert_array_equal(labels, reference.target)
+    code = "import sys, jaxgan.data; jaxgan.data.load_digits(16, 1); print('sklearn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"

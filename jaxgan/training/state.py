@@ -69,6 +69,11 @@ class GAN:
                 self.discriminator.init(d_key, x, labels, train=False))
 
     def create_state(self, key) -> GANState:
+        # One compiled program: run op by op, the initialisers of a small model alone are ~200
+        # separate compilations (~4 s on a laptop CPU at every start).
+        return jax.jit(self._fresh_state)(key)
+
+    def _fresh_state(self, key) -> GANState:
         g_vars, d_vars = self.init_variables(key)
         g_stats = g_vars.get("batch_stats", {})  # absent for a family without BatchNorm
         aux = {name: jnp.asarray(value, jnp.float32) for name, value in self.aux_init}
