@@ -34,6 +34,7 @@ def define_flags():
 
 
 def main(argv):
+    sys.unraisablehook = stop_on_swallowed_interrupt
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not FLAGS["verbosity"].present:
@@ -59,12 +60,24 @@ def main(argv):
         # asyncio threads would print "Event loop is closed" tracebacks under the one line.
         os._exit(1)
     except KeyboardInterrupt as interrupt:  # a second Ctrl-C (or SIGTERM/SIGHUP) while stopping
-        print(f"\nerror: stopped by {interrupt or 'a second interrupt'} without waiting for the "
-              "checkpoint being saved; rerun the same command to resume from the last intact one",
-              file=sys.stderr)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)  # now: an unfinished save's threads must not keep the process alive
+        stop_now(interrupt)
+
+
+def stop_now(interrupt: BaseException) -> None:
+    print(f"\nerror: stopped by {interrupt or 'a second interrupt'} without waiting for the "
+          "checkpoint being saved; rerun the same command to resume from the last intact one",
+          file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)  # now: an unfinished save's threads must not keep the process alive
+
+
+def stop_on_swallowed_interrupt(unraisable, previous=sys.unraisablehook) -> None:
+    # A second Ctrl-C that lands while Python runs a garbage-collector callback (JAX has one) is
+    # not raised but printed as "Exception ignored" and lost: treat it as raised.
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        stop_now(unraisable.exc_value)
+    previous(unraisable)
 
 
 def fail_on_bad_flags(error):

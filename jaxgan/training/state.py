@@ -69,9 +69,13 @@ class GAN:
                 self.discriminator.init(d_key, x, labels, train=False))
 
     def create_state(self, key) -> GANState:
-        # One compiled program: run op by op, the initialisers of a small model alone are ~200
-        # separate compilations (~4 s on a laptop CPU at every start).
-        return jax.jit(self._fresh_state)(key)
+        # One compiled program: run op by op, the initialisers are ~200 separate compilations
+        # (4-18 s on a laptop CPU). On CPU without LLVM's optimisations: it runs once, and the
+        # optimised build of its many random-number kernels took 10-12 s for a 16-px DCGAN
+        # (1.8 s unoptimised).
+        lowered = jax.jit(self._fresh_state).lower(key)
+        options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else {}
+        return lowered.compile(options)(key)
 
     def _fresh_state(self, key) -> GANState:
         g_vars, d_vars = self.init_variables(key)
@@ -90,7 +94,7 @@ class GAN:
 
     def abstract_state(self) -> GANState:
         """Shapes and dtypes of the state, without allocating it (Orbax restore target)."""
-        return jax.eval_shape(lambda: self.create_state(jax.random.key(0)))
+        return jax.eval_shape(self._fresh_state, jax.random.key(0))
 
 
 def aux_init(train_config) -> dict:
