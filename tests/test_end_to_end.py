@@ -89,8 +89,8 @@ def test_unconditional_model_samples_by_count(tmp_path):
 
 
 @pytest.mark.parametrize("flag, message", [
-    ("--config.train.batch_size=12", "train.batch_size=12 must be a positive multiple of the "
-                                     "number of devices (8)"),
+    ("--config.train.batch_size=13", "train.batch_size=13 must be a positive multiple of the "
+                                     "number of devices (2)"),  # conftest's 2 for train.py
     ("--config.data.source=imagenet", "config key data.source='imagenet' is not allowed: it must "
                                       "be 'digits', 'folder:PATH' or 'tfds:NAME'"),
     ("--config.data.resolution=48", "data.resolution=48 is not allowed: it must be a power of two"),

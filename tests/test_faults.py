@@ -23,8 +23,9 @@ def train_py(workdir, *flags, shell_prefix="", **overrides):
     return ["bash", "-c", command]
 
 
-def run(command, timeout=300):
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+def run(command, timeout=300, env=None):
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env=env)
 
 
 def error_lines(stderr):
@@ -67,8 +68,10 @@ def test_a_really_full_disk_lists_checkpoints_that_restore(tmp_path):
     if not can_mount_tmpfs(disk):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
+        # 8 devices (not conftest's 2 for train.py): their checkpoints fill the 3 MB disk.
         result = run(train_py(disk / "run", **{"train.num_steps": 40, "checkpoint.every_steps": 2,
-                                                "train.sample_every_steps": 4}))
+                                                "train.sample_every_steps": 4}),
+                     env={**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
         assert result.returncode == 1, result.stderr[-3000:]
         [line] = error_lines(result.stderr)
         assert "No space left on device. Intact checkpoints: " in line, line

@@ -36,7 +36,7 @@ def test_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     values = {**CI_PARAMETERS, "JAXGAN_SOURCE": str(ROOT), "WORKDIR": str(workdir)}
     notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(
         "\n".join(f"{name} = {value!r}" for name, value in values.items())))
-    # The kernel imports this checkout's jaxgan (and fakes conftest's 8 CPU devices: the
+    # The kernel imports this checkout's jaxgan (and fakes conftest's 2 CPU devices: the
     # notebook must not care how many there are).
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     # Any cell error raises CellExecutionError, naming the cell.
