@@ -152,13 +152,23 @@ def wait_for(predicate, timeout=240):
         time.sleep(0.2)
 
 
+def start_training_until_stopped(workdir):
+    """train.py with no end in sight, returned once it has logged (or exited)."""
+    process = subprocess.Popen(train_py(workdir, **{
+        "train.num_steps": 100000, "checkpoint.every_steps": 100000, "train.log_every_steps": 2}),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: (workdir / "metrics.jsonl").exists() or process.poll() is not None)
+    except BaseException:
+        process.kill()
+        raise
+    return process
+
+
 def test_second_run_on_a_workdir_is_refused_and_sighup_saves(tmp_path):
     workdir = tmp_path / "run"
-    first = subprocess.Popen(train_py(workdir, **{"train.num_steps": 100000, "checkpoint.every_steps":
-                                                  100000, "train.log_every_steps": 2}),
-                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = start_training_until_stopped(workdir)
     try:
-        wait_for(lambda: (workdir / "metrics.jsonl").exists() or first.poll() is not None)
         second = run(train_py(workdir, **{"train.num_steps": 2}))
         assert second.returncode == 1
         assert error_lines(second.stderr) == [
@@ -177,11 +187,8 @@ def test_second_run_on_a_workdir_is_refused_and_sighup_saves(tmp_path):
 
 def test_a_second_ctrl_c_while_stopping_exits_at_once(tmp_path):
     workdir = tmp_path / "run"
-    run_ = subprocess.Popen(train_py(workdir, **{"train.num_steps": 100000, "checkpoint.every_steps":
-                                                 100000, "train.log_every_steps": 2}),
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_ = start_training_until_stopped(workdir)
     try:
-        wait_for(lambda: (workdir / "metrics.jsonl").exists() or run_.poll() is not None)
         run_.send_signal(signal.SIGINT)
         time.sleep(0.05)
         run_.send_signal(signal.SIGINT)
