@@ -1,5 +1,7 @@
 """Helpers more than one test module uses (test modules never import each other)."""
 import importlib.util
+import os
+import shutil
 
 import jax
 import numpy as np
@@ -8,6 +10,23 @@ from conftest import ROOT, tiny_config
 from jaxgan.mesh import make_mesh
 from jaxgan.training import checkpoint
 from jaxgan.training.state import GAN
+
+
+def compile_unoptimised(function, *args):
+    """`function` compiled for `args`' shapes as one program without LLVM's optimisations (on CPU).
+
+    For tests that run a model or a step once or twice: op by op, a flax init is ~200 small
+    compilations, and the optimised build of one program takes several times longer than running
+    it unoptimised.
+    """
+    lowered = jax.jit(function).lower(*args)
+    return lowered.compile({"xla_backend_optimization_level": 0}
+                           if jax.default_backend() == "cpu" else {})
+
+
+def run_unoptimised(function, *args):
+    """`function(*args)`, compiled by compile_unoptimised."""
+    return compile_unoptimised(function, *args)(*args)
 
 
 def restore_state(workdir, step):
@@ -30,6 +49,19 @@ def assert_identical(a, b):
     assert len(a) == len(b)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
+
+
+def resume_from_copy(workdir, copy, step):
+    """`copy`: `workdir` as it was after `step` (its later checkpoints removed), to resume.
+
+    One run and a copy instead of two runs to `step` and on: in-process runs trace every program
+    again, and the straight run writes the checkpoint at `step` anyway.
+    """
+    shutil.copytree(workdir, copy)
+    for name in os.listdir(copy / "checkpoints"):
+        if int(name) > step:
+            shutil.rmtree(copy / "checkpoints" / name)
+    assert os.listdir(copy / "checkpoints") and max(map(int, os.listdir(copy / "checkpoints"))) == step
 
 
 def write_checkpoint(workdir, class_names, resolution=16):

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 from conftest import ROOT, override_flags, tiny_config
-from helpers import assert_identical, restore_state, saved_state
+from helpers import assert_identical, restore_state, resume_from_copy, saved_state
 
 import jaxgan
 from jaxgan.training import checkpoint
@@ -33,10 +33,11 @@ def run_train(workdir, check=True, **overrides):
 @pytest.mark.parametrize("steps_per_call", [1, 2])
 def test_resume_is_bit_identical(tmp_path, steps_per_call):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    per_call = {"train.steps_per_call": steps_per_call}
-    jaxgan.train_and_evaluate(tiny_config(**per_call, **{"train.num_steps": 6}), straight)
-    jaxgan.train_and_evaluate(tiny_config(**per_call, **{"train.num_steps": 3}), resumed)
-    jaxgan.train_and_evaluate(tiny_config(**per_call, **{"train.num_steps": 6}), resumed)
+    config = tiny_config(**{"train.steps_per_call": steps_per_call, "train.num_steps": 6,
+                            "checkpoint.every_steps": 3})
+    jaxgan.train_and_evaluate(config, straight)
+    resume_from_copy(straight, resumed, 3)
+    jaxgan.train_and_evaluate(config, resumed)
     assert_identical(saved_state(straight, 6), saved_state(resumed, 6))
 
 
@@ -46,9 +47,10 @@ def test_resnet_with_spectral_norm_augmentation_and_r1_resumes_bit_identically(t
              "train.augment": "color,translation,cutout", "train.augment_p": 0.0,
              "train.ada_target": 0.6, "train.r1_gamma": 1.0, "train.r1_every": 2,
              "train.lecam": 0.3, "train.mode_seeking": 0.0}
-    jaxgan.train_and_evaluate(tiny_config(**tools, **{"train.num_steps": 4}), straight)
-    jaxgan.train_and_evaluate(tiny_config(**tools, **{"train.num_steps": 2}), resumed)
-    jaxgan.train_and_evaluate(tiny_config(**tools, **{"train.num_steps": 4}), resumed)
+    config = tiny_config(**tools, **{"train.num_steps": 4})
+    jaxgan.train_and_evaluate(config, straight)
+    resume_from_copy(straight, resumed, 2)
+    jaxgan.train_and_evaluate(config, resumed)
     assert_identical(saved_state(straight, 4), saved_state(resumed, 4))
     state = restore_state(resumed, 4)
     assert set(state.aux) == {"augment_p", "lecam_real", "lecam_fake"}

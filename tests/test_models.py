@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import tiny_config
+from helpers import run_unoptimised
 
 from jaxgan.errors import UserError
 from jaxgan.models import build_models
@@ -10,7 +11,7 @@ from jaxgan.training.state import GAN
 
 
 def init_variables(config, shape, num_classes, key):
-    return GAN.build(config, shape, num_classes).init_variables(key)
+    return run_unoptimised(GAN.build(config, shape, num_classes).init_variables, key)
 
 
 @pytest.mark.parametrize("resolution", [16, 32, 64])
@@ -20,14 +21,17 @@ def test_output_shapes(resolution, channels, num_classes):
     config = tiny_config()
     shape = (resolution, resolution, channels)
     generator, discriminator = build_models(config.model, shape, num_classes)
-    g_vars, d_vars = init_variables(config, shape, num_classes, jax.random.key(0))
     z = jax.random.normal(jax.random.key(1), (3, config.model.latent_dim))
     labels = jnp.array([0, 1, 2]) if num_classes else None
-    images = generator.apply(g_vars, z, labels)
+
+    def run(key):
+        g_vars, d_vars = GAN.build(config, shape, num_classes).init_variables(key)
+        images = generator.apply(g_vars, z, labels)
+        return g_vars, d_vars, images, discriminator.apply(d_vars, images, labels)
+    g_vars, d_vars, images, logits = run_unoptimised(run, jax.random.key(0))
     assert images.shape == (3, *shape)
     assert images.dtype == jnp.float32
     assert not np.array_equal(images[0], images[1])  # each image follows its own noise
-    logits = discriminator.apply(d_vars, images, labels)
     assert logits.shape == (3,) and logits.dtype == jnp.float32
     assert not np.array_equal(logits[0], logits[1])  # one logit per image
     # Conditional models have per-class parameters; unconditional ones have none.
@@ -46,14 +50,15 @@ def test_labels_change_the_conditional_generator():
         lambda p, x: x + jax.random.normal(jax.random.key(5), x.shape) if "gain" in
         jax.tree_util.keystr(p) else x, g_vars)
     z = jnp.ones((2, config.model.latent_dim))
-    images = generator.apply(g_vars, z, jnp.array([3, 7]))
+    images = run_unoptimised(lambda v: generator.apply(v, z, jnp.array([3, 7])), g_vars)
     assert not np.allclose(images[0], images[1])
 
 
 def test_dcgan64_parameter_count_matches_pytorch_example():
     # pytorch/examples dcgan: netG 3,576,704 and netD 2,765,568 parameters (nz=100, ngf=ndf=64).
     config = tiny_config(**{"model.g_width": 64, "model.d_width": 64, "model.latent_dim": 100})
-    g_vars, d_vars = init_variables(config, (64, 64, 3), 0, jax.random.key(0))
+    g_vars, d_vars = jax.eval_shape(GAN.build(config, (64, 64, 3), 0).init_variables,
+                                    jax.random.key(0))
     count = lambda tree: sum(x.size for x in jax.tree.leaves(tree))
     assert count(g_vars["params"]) == 3_576_704
     assert count(d_vars["params"]) == 2_765_568

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from helpers import compile_unoptimised
+
 from jaxgan import data as data_lib
 from jaxgan.config import check_for_devices
 from jaxgan.errors import UserError
@@ -18,16 +20,19 @@ from jaxgan.training.step import make_train_step
 SHAPE, CLASSES = (16, 16, 1), 10
 
 
-def setup(config, devices):
+def setup(config, devices, fresh_state=None):
     mesh = make_mesh(devices)
     replicated = NamedSharding(mesh, P())
     gan = GAN.build(config, SHAPE, CLASSES)
-    state = jax.device_put(gan.create_state(jax.random.key(0)), replicated)
+    if fresh_state is None:
+        fresh_state = gan.create_state(jax.random.key(0))
+    state = jax.device_put(fresh_state, replicated)
     dataset = data_lib.load_digits(16, 1)
     batch = {"image": to_unit_range(jnp.asarray(dataset.images[:16])),
              "label": jnp.asarray(dataset.labels[:16])}
-    step = jax.jit(make_train_step(gan, config.train, mesh))
-    return state, jax.device_put(batch, NamedSharding(mesh, P("data"))), step
+    batch = jax.device_put(batch, NamedSharding(mesh, P("data")))
+    return state, batch, compile_unoptimised(make_train_step(gan, config.train, mesh), state, batch,
+                                             jax.random.key(0))
 
 
 # The resnet family with the state that must agree across devices: spectral norm's vectors, an
@@ -82,8 +87,9 @@ def test_eight_devices_equal_one_device(config, overrides):
         section, field = key.split(".")
         config[section][field] = value
     results = []
+    fresh_state = GAN.build(config, SHAPE, CLASSES).create_state(jax.random.key(0))
     for devices in (jax.devices()[:1], jax.devices()):
-        state, batch, step = setup(config, devices)
+        state, batch, step = setup(config, devices, fresh_state)
         new_state, metrics = step(state, batch, jax.random.key(3))
         results.append((leaves(new_state), jax.device_get(metrics)))
     (one, one_metrics), (eight, eight_metrics) = results
