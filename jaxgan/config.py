@@ -52,6 +52,10 @@ def number(default, help, low=0.0, high=None, low_open=False, high_open=False):
     return Key(default, help, f"a number {lo}{hi}", ok, low - 1.0)
 
 
+# The adversarial losses jaxgan.training.losses implements (named here, where the schema lives).
+LOSSES = ("non_saturating", "hinge")
+
+
 def choice(default, help, *values, bad="nonsense"):
     return Key(default, help, "one of " + ", ".join(repr(v) for v in values),
                lambda v: v in values, bad)
@@ -135,7 +139,7 @@ KEYS: dict[str, Key] = {
 
     "train.num_steps": integer(3000, "training steps (one G update each)", 0),
     "train.batch_size": integer(64, "global batch, a multiple of the number of devices", 1),
-    "train.loss": choice("non_saturating", "adversarial loss", "non_saturating", "hinge"),
+    "train.loss": choice("non_saturating", "adversarial loss", *LOSSES),
     "train.n_critic": integer(1, "D updates per G update", 1),
     "train.g_lr": number(2e-4, "generator Adam learning rate", 0.0, low_open=True),
     "train.d_lr": number(2e-4, "discriminator Adam learning rate", 0.0, low_open=True),

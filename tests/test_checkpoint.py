@@ -2,6 +2,7 @@
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +29,21 @@ def run_train(workdir, check=True, **overrides):
     if check and result.returncode:
         raise AssertionError(f"train.py exited {result.returncode}:\n{result.stderr[-3000:]}")
     return result
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    """A workdir after `train.py` with the tiny overrides: checkpoints at 2 and 4."""
+    workdir = tmp_path_factory.mktemp("first-run")
+    run_train(workdir)
+    return workdir
+
+
+@pytest.fixture
+def trained(first_run, tmp_path):
+    """tmp_path holding a copy of first_run (one train.py run per test process, not per test)."""
+    shutil.copytree(first_run, tmp_path, dirs_exist_ok=True)
+    return tmp_path
 
 
 @pytest.mark.parametrize("steps_per_call", [1, 2])
@@ -87,7 +103,7 @@ def test_sigkill_at_random_moments_never_leaves_a_bad_checkpoint(tmp_path):
     run_train(tmp_path, **{**overrides, "train.num_steps": 2})  # something to resume from
     metrics = tmp_path / "metrics.jsonl"
     last_step = 2
-    for attempt in range(6):  # 5 kills once training is under way, 1 during start-up
+    for attempt in range(5):  # 4 kills once training is under way, 1 during start-up
         size = metrics.stat().st_size
         process = subprocess.Popen(train_cmd(tmp_path, **overrides), cwd=ROOT,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -122,54 +138,50 @@ def damage(step_dir):
                 f.truncate(max(0, os.path.getsize(os.path.join(root, name)) // 3))
 
 
-def test_damaged_newest_checkpoint_falls_back_to_an_intact_one(tmp_path):
-    run_train(tmp_path)  # checkpoints at 2 and 4
-    damage(tmp_path / "checkpoints" / "4")
-    result = run_train(tmp_path, **{"train.num_steps": 6})
-    assert f"checkpoint {tmp_path}/checkpoints/4 (step 4) is unreadable" in result.stderr
-    assert f"moved the damaged checkpoint of step 4 to {tmp_path}/damaged_checkpoints/4" \
+def test_damaged_newest_checkpoint_falls_back_to_an_intact_one(trained):
+    damage(trained / "checkpoints" / "4")
+    result = run_train(trained, **{"train.num_steps": 6})
+    assert f"checkpoint {trained}/checkpoints/4 (step 4) is unreadable" in result.stderr
+    assert f"moved the damaged checkpoint of step 4 to {trained}/damaged_checkpoints/4" \
         in result.stderr
-    assert (tmp_path / "damaged_checkpoints" / "4" / "state").is_dir()  # kept, not deleted
-    assert sorted(os.listdir(tmp_path / "checkpoints"), key=int) == ["2", "4", "6"]
+    assert (trained / "damaged_checkpoints" / "4" / "state").is_dir()  # kept, not deleted
+    assert sorted(os.listdir(trained / "checkpoints"), key=int) == ["2", "4", "6"]
     # Resumed from step 2: steps 3-6 were trained again, and logged again.
-    steps = [json.loads(line)["step"] for line in open(tmp_path / "metrics.jsonl")]
+    steps = [json.loads(line)["step"] for line in open(trained / "metrics.jsonl")]
     assert steps == [2, 4, 4, 6]
 
 
-def test_all_checkpoints_damaged_is_a_clear_error_and_deletes_nothing(tmp_path):
-    run_train(tmp_path)
+def test_all_checkpoints_damaged_is_a_clear_error_and_deletes_nothing(trained):
     for step in ("2", "4"):
-        damage(tmp_path / "checkpoints" / step)
-    before = sorted(os.listdir(tmp_path / "checkpoints"))
-    result = run_train(tmp_path, check=False, **{"train.num_steps": 6})
+        damage(trained / "checkpoints" / step)
+    before = sorted(os.listdir(trained / "checkpoints"))
+    result = run_train(trained, check=False, **{"train.num_steps": 6})
     assert result.returncode == 1
     assert "no readable checkpoint" in result.stderr and "nothing was deleted" in result.stderr
     assert "Traceback" not in result.stderr
-    assert sorted(os.listdir(tmp_path / "checkpoints")) == before
+    assert sorted(os.listdir(trained / "checkpoints")) == before
 
 
-def test_incompatible_resume_is_refused_and_allowed_changes_pass(tmp_path):
-    run_train(tmp_path)
-    result = run_train(tmp_path, check=False, **{"model.g_width": 16, "data.resolution": 32})
+def test_incompatible_resume_is_refused_and_allowed_changes_pass(trained):
+    result = run_train(trained, check=False, **{"model.g_width": 16, "data.resolution": 32})
     assert result.returncode == 1
     assert "cannot resume" in result.stderr
     assert "data.resolution: 16 -> 32" in result.stderr and "model.g_width: 8 -> 16" in result.stderr
     assert "Traceback" not in result.stderr
-    run_train(tmp_path, **{"train.num_steps": 6, "train.log_every_steps": 3,
-                           "checkpoint.every_steps": 3, "train.g_lr": 1e-4})
-    assert "6" in os.listdir(tmp_path / "checkpoints")
+    run_train(trained, **{"train.num_steps": 6, "train.log_every_steps": 3,
+                          "checkpoint.every_steps": 3, "train.g_lr": 1e-4})
+    assert "6" in os.listdir(trained / "checkpoints")
 
 
-def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
-    run_train(tmp_path)  # good checkpoints at 2 and 4
-    before = saved_state(tmp_path, 4)
-    result = run_train(tmp_path, check=False, **{"train.num_steps": 8, "train.g_lr": 1e30,
-                                                  "train.d_lr": 1e30})
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(trained):
+    before = saved_state(trained, 4)
+    result = run_train(trained, check=False, **{"train.num_steps": 8, "train.g_lr": 1e30,
+                                                 "train.d_lr": 1e30})
     assert result.returncode == 1
     assert "training diverged: a non-finite loss or parameter at step" in result.stderr
     assert "Traceback" not in result.stderr
-    assert max(int(s) for s in os.listdir(tmp_path / "checkpoints")) == 4
-    assert_identical(before, saved_state(tmp_path, 4))
+    assert max(int(s) for s in os.listdir(trained / "checkpoints")) == 4
+    assert_identical(before, saved_state(trained, 4))
 
 
 def test_unwritable_workdir_is_found_at_start(tmp_path):

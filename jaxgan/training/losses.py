@@ -9,7 +9,7 @@ Each function returns the mean over the (local) batch.
 import jax
 import jax.numpy as jnp
 
-LOSSES = ("non_saturating", "hinge")
+from jaxgan.config import LOSSES
 
 
 def check_loss(kind: str) -> None:
