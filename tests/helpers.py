@@ -9,24 +9,13 @@ from conftest import ROOT, tiny_config
 
 from jaxgan.mesh import make_mesh
 from jaxgan.training import checkpoint
-from jaxgan.training.state import GAN
-
-
-def compile_unoptimised(function, *args):
-    """`function` compiled for `args`' shapes as one program without LLVM's optimisations (on CPU).
-
-    For tests that run a model or a step once or twice: op by op, a flax init is ~200 small
-    compilations, and the optimised build of one program takes several times longer than running
-    it unoptimised.
-    """
-    lowered = jax.jit(function).lower(*args)
-    return lowered.compile({"xla_backend_optimization_level": 0}
-                           if jax.default_backend() == "cpu" else {})
+from jaxgan.training.state import GAN, compile_to_run_once
 
 
 def run_unoptimised(function, *args):
-    """`function(*args)`, compiled by compile_unoptimised."""
-    return compile_unoptimised(function, *args)(*args)
+    """`function(*args)` as one program built as create_state builds its own (for tests that run
+    a model once or twice: faster than op by op, and than an optimised build)."""
+    return compile_to_run_once(function, *args)(*args)
 
 
 def restore_state(workdir, step):

@@ -6,15 +6,13 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from helpers import compile_unoptimised
-
 from jaxgan import data as data_lib
 from jaxgan.config import check_for_devices
 from jaxgan.errors import UserError
 from jaxgan.images import to_unit_range
 from jaxgan.mesh import make_mesh
 from jaxgan.training.pipeline import draw_batch, to_device
-from jaxgan.training.state import GAN
+from jaxgan.training.state import GAN, compile_to_run_once
 from jaxgan.training.step import make_train_step
 
 SHAPE, CLASSES = (16, 16, 1), 10
@@ -35,7 +33,7 @@ def setup(config, devices, fresh_state=None, optimised=False):
     step = make_train_step(gan, config.train, mesh)
     if optimised:
         return state, batch, jax.jit(step)
-    return state, batch, compile_unoptimised(step, state, batch, jax.random.key(0))
+    return state, batch, compile_to_run_once(step, state, batch, jax.random.key(0))
 
 
 # The resnet family with the state that must agree across devices: spectral norm's vectors, an

@@ -55,7 +55,12 @@ def _drop_closed_event_loop_callbacks(unraisable, previous=sys.unraisablehook) -
 MIN_BYTES_PER_DEVICE_SLICE = 4 << 20
 
 
-def _save_small_arrays_from_one_replica() -> None:
+def _prepare_orbax_for_saving() -> None:
+    """Once per process: the unraisable-error filter above and the array handler below."""
+    if not getattr(sys.unraisablehook, "drops_closed_event_loops", False):
+        hook = functools.partial(_drop_closed_event_loop_callbacks, previous=sys.unraisablehook)
+        hook.drops_closed_event_loops = True
+        sys.unraisablehook = hook
     handler = ocp.type_handlers.get_type_handler(jax.Array)
     if type(handler) is ocp.type_handlers.ArrayHandler and \
             getattr(handler, "_min_slice_bytes_for_replica_parallel", 0) is None:
@@ -73,12 +78,8 @@ def make_manager(workdir, keep: int = 3, read_only: bool = False,
                  best_metric: str = "") -> ocp.CheckpointManager:
     """Keeps the newest `keep` checkpoints and, with `best_metric`, also the one whose saved
     evaluation result is best (lower is better for distances, higher for the rest)."""
-    if not read_only and not getattr(sys.unraisablehook, "drops_closed_event_loops", False):
-        hook = functools.partial(_drop_closed_event_loop_callbacks, previous=sys.unraisablehook)
-        hook.drops_closed_event_loops = True
-        sys.unraisablehook = hook
     if not read_only:
-        _save_small_arrays_from_one_replica()
+        _prepare_orbax_for_saving()
     if read_only:  # (the values Orbax would otherwise warn that it substitutes)
         options = ocp.CheckpointManagerOptions(read_only=True, create=False,
                                                save_interval_steps=0, max_to_keep=None)

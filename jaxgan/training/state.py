@@ -13,6 +13,18 @@ from jaxgan.mesh import AXIS
 from jaxgan.models import build_models
 
 
+def compile_to_run_once(function, *args):
+    """`function` as one program for `args`' shapes, built for a single run.
+
+    One program: run op by op, a flax init is ~200 separate compilations (4-18 s on a laptop
+    CPU). On CPU without LLVM's optimisations: the optimised build of the initialisers' many
+    random-number kernels took 10-12 s for a 16-px DCGAN, 1.8 s unoptimised.
+    """
+    lowered = jax.jit(function).lower(*args)
+    return lowered.compile({"xla_backend_optimization_level": 0}
+                           if jax.default_backend() == "cpu" else {})
+
+
 @flax.struct.dataclass
 class GANState:
     step: jax.Array          # int32 scalar: number of completed training steps
@@ -69,13 +81,7 @@ class GAN:
                 self.discriminator.init(d_key, x, labels, train=False))
 
     def create_state(self, key) -> GANState:
-        # One compiled program: run op by op, the initialisers are ~200 separate compilations
-        # (4-18 s on a laptop CPU). On CPU without LLVM's optimisations: it runs once, and the
-        # optimised build of its many random-number kernels took 10-12 s for a 16-px DCGAN
-        # (1.8 s unoptimised).
-        lowered = jax.jit(self._fresh_state).lower(key)
-        options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else {}
-        return lowered.compile(options)(key)
+        return compile_to_run_once(self._fresh_state, key)(key)
 
     def _fresh_state(self, key) -> GANState:
         g_vars, d_vars = self.init_variables(key)
