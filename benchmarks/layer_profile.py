@@ -299,6 +299,9 @@ def main(argv=None):
     args, config, overrides = _common.parse_with_config(parser, argv)
     image_shape = _common.image_shape_of(config)
     num_classes = args.num_classes if config.data.conditional else 0
+    if config.model.arch != "dcgan":  # the per-layer tables walk the dcgan family's layers
+        raise SystemExit(f"error: layer_profile.py profiles the dcgan family only, not "
+                         f"model.arch={config.model.arch!r} (step_throughput.py times any step)")
     print(f"config        {args.config} {' '.join(overrides)}")
     _common.print_machine()
 

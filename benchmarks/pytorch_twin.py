@@ -17,20 +17,29 @@ Conditional configs: G concatenates a label embedding to z and uses conditional 
 (BatchNorm2d without affine, then per-class gain (init 1) and bias (init 0)); D adds the
 projection <embed(label), features summed over H, W of the last block>.
 
+The resnet family's networks (jaxgan.models.resnet: SNGAN's G and D, spectral norm, self-attention)
+are in benchmarks/pytorch_twin_resnet.py; the step below is shared.
+
 One training step (`TwinGAN.step`), as jaxgan.training.step.local_step does it, given the draws
-of jaxgan's make_train_step (z (K, B, Z), fake labels (K, B), DiffAugment shifts (K, 3, B, 2)):
+of jaxgan's make_train_step (z (K, B, Z), fake labels (K, B), and DiffAugment's numbers: a dict
+of arrays with leading axes (K, 3, B), as jaxgan.training.augment.draw makes them):
   for k < K - 1: fake = G(z[k]) (train-mode BatchNorm, no gradient); one D update;
   fake = G(z[-1]) (kept for G's backward); one D update on fake.detach():
       D(aug(real)), D(aug(fake)) (two BatchNorm passes), loss softplus(-D(x)) + softplus(D(fake))
-      (or hinge), Adam;
+      (or hinge) + lecam * LeCam(D's outputs, their moving averages), Adam;
   G update through the UPDATED D, on the same fake: softplus(-D(aug(fake))) (or -D(aug(fake))) +
       mode_seeking * MSGAN(fake, z) (pairs (2k, 2k+1) share a label), Adam on G only;
   EMA of G's weights and BatchNorm statistics with jaxgan's warm-up decay.
 `freeze_d_in_g_step=False` (default) computes D's weight gradients in the G step too (and
 discards them), as pytorch/examples does; True turns them off, which is the work jaxgan does.
 
-Not modelled, refused by name (`unsupported`): other model families than `dcgan`, and
-`model.dtype='float16'` (bfloat16 runs as CPU autocast, for timing only). One difference is
+aug = DiffAugment's color, translation and cutout, each applied to an image with probability
+train.augment_p. The twin runs on the CPU or, with `device="cuda"`, on a GPU (bfloat16 as
+autocast, for timing only).
+
+Not modelled, refused by name (`unsupported`): model families other than `dcgan` and `resnet`,
+BigGAN's options (shared embedding, hierarchical latent, spectral norm in G), R1, adaptive
+augmentation (ADA) and `model.dtype='float16'`. One difference is
 known and left alone: BatchNorm's running variance, which PyTorch updates with the unbiased batch
 variance and flax with the biased one (training-mode outputs, losses and parameters do not
 depend on it; the equivalence check compares the running means only).
@@ -47,11 +56,19 @@ from torch import nn
 
 def unsupported(config) -> list[str]:
     """The config settings the twin does not model, as 'key=value'."""
+    model, train = config.model, config.train
     bad = []
-    if config.model.arch != "dcgan":
-        bad.append(f"model.arch={config.model.arch!r}")
-    if str(config.model.dtype) not in ("float32", "bfloat16"):
-        bad.append(f"model.dtype={config.model.dtype!r}")
+    if model.arch not in ("dcgan", "resnet"):
+        bad.append(f"model.arch={model.arch!r}")
+    if str(model.dtype) not in ("float32", "bfloat16"):
+        bad.append(f"model.dtype={model.dtype!r}")
+    if model.arch == "resnet":
+        bad += [f"model.{key}={model[key]!r}" for key in
+                ("shared_embedding_dim", "hierarchical_latent", "g_spectral_norm") if model[key]]
+    if train.r1_gamma:
+        bad.append(f"train.r1_gamma={train.r1_gamma!r}")
+    if train.augment and train.ada_target > 0:
+        bad.append(f"train.ada_target={train.ada_target!r}")
     return bad
 
 
@@ -181,14 +198,52 @@ def mode_seeking(fake, z, eps: float = 1e-5):
     return (1.0 / (ratio + eps)).mean()
 
 
-def translate(x, shifts):
+def translate(x, shifts_B2):
     """jaxgan.training.augment.translate in NCHW: image i shifted by shifts[i] = (dy, dx), zero
-    fill, s = max(1, H // 8)."""
-    _, _, h, w = x.shape
+    fill, s = max(1, H // 8); one gather (DiffAugment's own code indexes a padded grid too)."""
+    b, _, h, w = x.shape
     s = max(1, h // 8)
     padded = F.pad(x, (s, s, s, s))
-    return torch.stack([padded[i, :, s - dy:s - dy + h, s - dx:s - dx + w]
-                        for i, (dy, dx) in enumerate(shifts.tolist())])
+    rows = torch.arange(h, device=x.device)[None] + s - shifts_B2[:, 0:1]   # (B, H)
+    cols = torch.arange(w, device=x.device)[None] + s - shifts_B2[:, 1:2]   # (B, W)
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def color(x, factors_B3):
+    """jaxgan.training.augment.color: brightness, saturation, contrast with factors U[0, 1)."""
+    brightness, saturation, contrast = (factors_B3[:, i].view(-1, 1, 1, 1) for i in range(3))
+    x = x + (brightness - 0.5)
+    mean = x.mean(dim=1, keepdim=True)
+    x = (x - mean) * (saturation * 2.0) + mean
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * (contrast + 0.5) + mean
+
+
+def cutout(x, centre_B2):
+    """jaxgan.training.augment.cutout: a zeroed square of half the side around each centre."""
+    _, _, h, w = x.shape
+    size = int(h * 0.5 + 0.5)
+    top, left = centre_B2[:, 0:1] - size // 2, centre_B2[:, 1:2] - size // 2
+    rows, cols = torch.arange(h, device=x.device)[None], torch.arange(w, device=x.device)[None]
+    inside_rows = (rows >= top) & (rows < top + size)
+    inside_cols = (cols >= left) & (cols < left + size)
+    keep = ~(inside_rows[:, :, None] & inside_cols[:, None, :])
+    return x * keep[:, None].to(x.dtype)
+
+
+AUGMENTATIONS = {"color": color, "translation": translate, "cutout": cutout}
+
+
+def augment(x, numbers: dict, policy: tuple, p: float):
+    """jaxgan.training.augment.apply: each operation in turn, to each image with probability p."""
+    for i, name in enumerate(policy):
+        chosen = (numbers["apply"][:, i] < p).view(-1, 1, 1, 1)
+        x = torch.where(chosen, AUGMENTATIONS[name](x, numbers[name]), x)
+    return x
+
+
+LECAM_DECAY = 0.99  # jaxgan.training.losses.LECAM_DECAY
 
 
 def num_params(module: nn.Module) -> int:
@@ -199,20 +254,36 @@ class TwinGAN:
     """Networks, optimisers, EMA and the training step of a jaxgan config, in PyTorch."""
 
     def __init__(self, config, image_shape, num_classes: int, freeze_d_in_g_step: bool = False,
-                 seed: int = 0):
+                 seed: int = 0, device: str = "cpu"):
         bad = unsupported(config)
         if bad:
             raise ValueError(f"the PyTorch twin does not model {', '.join(bad)}")
         torch.manual_seed(seed)
         resolution, _, channels = image_shape
         model, train = config.model, config.train
+        self.arch, self.device = model.arch, torch.device(device)
         self.num_classes, self.latent_dim, self.resolution = num_classes, model.latent_dim, \
             resolution
         self.loss, self.n_critic, self.ema_decay = train.loss, train.n_critic, train.ema_decay
         self.mode_seeking = float(train.mode_seeking)
-        self.augment = train.augment == "translation"
-        self.G = Generator(resolution, channels, num_classes, model.latent_dim, model.g_width)
-        self.D = Discriminator(resolution, channels, num_classes, model.d_width, model.d_norm)
+        self.policy = tuple(name for name in train.augment.split(",") if name)
+        self.augment_p, self.lecam = float(train.augment_p), float(train.lecam)
+        self.lecam_real = self.lecam_fake = torch.zeros((), device=self.device)
+        self.d_updates = 0
+        if model.arch == "resnet":
+            import pytorch_twin_resnet as resnet
+            attention = model.attention_resolution
+            self.G = resnet.Generator(resolution, channels, num_classes, model.latent_dim,
+                                      model.g_width, attention)
+            self.D = resnet.Discriminator(resolution, channels, num_classes, model.d_width,
+                                          attention, spectral=model.d_norm == "spectral")
+        else:
+            self.G = Generator(resolution, channels, num_classes, model.latent_dim, model.g_width)
+            self.D = Discriminator(resolution, channels, num_classes, model.d_width, model.d_norm)
+        self.G.to(self.device)
+        self.D.to(self.device)
+        if self.device.type == "cuda":  # cuDNN's autotuner, as StudioGAN and most GAN scripts run
+            torch.backends.cudnn.benchmark = True
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=train.g_lr, betas=(train.b1, train.b2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=train.d_lr, betas=(train.b1, train.b2))
         self.freeze_d_in_g_step = freeze_d_in_g_step
@@ -230,56 +301,86 @@ class TwinGAN:
 
     def autocast(self):
         if self.autocast_dtype is None:
-            return torch.autocast("cpu", enabled=False)
-        return torch.autocast("cpu", dtype=self.autocast_dtype)
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def draw(self, batch_size: int):
-        """Noise, fake labels and shifts drawn here (for timing; the check feeds jaxgan's)."""
-        k = self.n_critic
-        z = torch.randn(k, batch_size, self.latent_dim)
-        y = torch.randint(0, max(self.num_classes, 1), (k, batch_size))
+        """Noise, fake labels and DiffAugment numbers drawn here, on the twin's device, with
+        jaxgan's shapes and ranges (for timing; the check feeds jaxgan's own draws)."""
+        k, n, dev = self.n_critic, self.resolution, self.device
+        z = torch.randn(k, batch_size, self.latent_dim, device=dev)
+        y = torch.randint(0, max(self.num_classes, 1), (k, batch_size), device=dev)
         if self.mode_seeking:
             y = y[:, ::2].repeat_interleave(2, dim=1)
-        s = max(1, self.resolution // 8)
-        shifts = torch.randint(-s, s + 1, (k, 3, batch_size, 2))
-        return z, y, shifts
+        shape = (k, 3, batch_size)
+        numbers = {"apply": torch.rand(*shape, len(self.policy), device=dev)}
+        if "color" in self.policy:
+            numbers["color"] = torch.rand(*shape, 3, device=dev)
+        if "translation" in self.policy:
+            s = max(1, n // 8)
+            numbers["translation"] = torch.randint(-s, s + 1, (*shape, 2), device=dev)
+        if "cutout" in self.policy:
+            size = int(n * 0.5 + 0.5)
+            numbers["cutout"] = torch.randint(0, n + (1 - size % 2), (*shape, 2), device=dev)
+        return z, y, numbers
 
     def _labels(self, y):
         return y if self.num_classes else None
 
-    def _seen(self, x, shifts):
-        return translate(x, shifts) if self.augment else x
+    def _seen(self, x, numbers, k: int, j: int):
+        """What D sees of a batch: augmented with the numbers of D update k, batch j (real 0,
+        fake 1, G's fake 2)."""
+        if not self.policy:
+            return x
+        return augment(x, {name: v[k, j] for name, v in numbers.items()}, self.policy,
+                       self.augment_p)
 
-    def _d_update(self, real, real_y, fake, fake_y, shifts_3B2):
+    def _lecam(self, real_logits, fake_logits):
+        """jaxgan.training.losses.lecam with the moving averages updated first (lecam_update)."""
+        decay = 0.0 if self.d_updates == 0 else LECAM_DECAY
+        self.lecam_real = decay * self.lecam_real + (1 - decay) * real_logits.detach().mean()
+        self.lecam_fake = decay * self.lecam_fake + (1 - decay) * fake_logits.detach().mean()
+        return (F.relu(real_logits - self.lecam_fake).square().mean()
+                + F.relu(self.lecam_real - fake_logits).square().mean())
+
+    def _d_update(self, real, real_y, fake, fake_y, numbers, k: int):
         self.opt_d.zero_grad(set_to_none=True)
         with self.autocast():
-            real_logits = self.D(self._seen(real, shifts_3B2[0]), self._labels(real_y))
-            fake_logits = self.D(self._seen(fake, shifts_3B2[1]), self._labels(fake_y))
-            loss = d_loss(self.loss, real_logits.float(), fake_logits.float())
+            real_logits = self.D(self._seen(real, numbers, k, 0), self._labels(real_y)).float()
+            fake_logits = self.D(self._seen(fake, numbers, k, 1), self._labels(fake_y)).float()
+            adversarial = loss = d_loss(self.loss, real_logits, fake_logits)
+            regulariser = None
+            if self.lecam:
+                regulariser = self._lecam(real_logits, fake_logits)
+                loss = loss + self.lecam * regulariser
         loss.backward()
         self.opt_d.step()
-        return loss, real_logits, fake_logits
+        self.d_updates += 1
+        return adversarial, real_logits, fake_logits, regulariser
 
-    def step(self, real, real_y, z=None, fake_y=None, shifts=None):
+    def step(self, real, real_y, z=None, fake_y=None, numbers=None):
         """One jaxgan step. real: (B, C, H, W) float32 in [-1, 1]; real_y: (B,) int64;
-        z (K, B, Z), fake_y (K, B), shifts (K, 3, B, 2) as jaxgan's make_train_step draws them
-        (drawn here when not given). Returns the metrics dict of 0-d tensors."""
+        z (K, B, Z), fake_y (K, B) and the DiffAugment numbers (a dict of (K, 3, B, ...)
+        tensors) as jaxgan's make_train_step draws them (drawn here when not given). Returns
+        the metrics dict of 0-d tensors."""
         if z is None:
-            z, fake_y, shifts = self.draw(real.shape[0])
+            z, fake_y, numbers = self.draw(real.shape[0])
         for k in range(self.n_critic - 1):
             with torch.no_grad(), self.autocast():
                 fake = self.G(z[k], self._labels(fake_y[k]))
-            self._d_update(real, real_y, fake, fake_y[k], shifts[k])
+            self._d_update(real, real_y, fake, fake_y[k], numbers, k)
+        last = self.n_critic - 1
         z_last, y = z[-1], fake_y[-1]
         with self.autocast():
             fake = self.G(z_last, self._labels(y))
-        d, real_logits, fake_logits = self._d_update(real, real_y, fake.detach(), y, shifts[-1])
+        d, real_logits, fake_logits, regulariser = self._d_update(
+            real, real_y, fake.detach(), y, numbers, last)
 
         self.opt_g.zero_grad(set_to_none=True)
         if self.freeze_d_in_g_step:
             self.D.requires_grad_(False)
         with self.autocast():
-            logits = self.D(self._seen(fake, shifts[-1, 2]), self._labels(y))
+            logits = self.D(self._seen(fake, numbers, last, 2), self._labels(y))
             g = g_loss(self.loss, logits.float())
             if self.mode_seeking:
                 g = g + self.mode_seeking * mode_seeking(fake.float(), z_last)
@@ -293,9 +394,11 @@ class TwinGAN:
             decay = min(self.ema_decay, (1.0 + step) / (10.0 + step))
             torch._foreach_lerp_(self.ema, self.g_tensors(), 1.0 - decay)
         self.step_count += 1
-        return {"d_loss": d.detach(), "g_loss": g.detach(),
-                "d_real": real_logits.detach().float().mean(),
-                "d_fake": fake_logits.detach().float().mean()}
+        metrics = {"d_loss": d.detach(), "g_loss": g.detach(),
+                   "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        if regulariser is not None:
+            metrics["lecam"] = regulariser.detach()
+        return metrics
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,19 +411,23 @@ def _to_torch(kind: str, array: np.ndarray) -> torch.Tensor:
         return t.reshape(t.shape[0], 4, 4, -1).permute(0, 3, 1, 2)
     if kind == "upconv":       # (4, 4, Cin, Cout), lax.conv_transpose unflipped -> (Cin, Cout, 4, 4)
         return t.flip(0, 1).permute(2, 3, 0, 1)
-    if kind == "conv":         # HWIO -> (Cout, Cin, 4, 4)
+    if kind == "conv":         # HWIO -> (Cout, Cin, kh, kw)
         return t.permute(3, 2, 0, 1)
+    if kind == "linear":       # (in, out) -> nn.Linear's (out, in)
+        return t.t()
     return t
 
 
 def _to_flax(kind: str, t: torch.Tensor) -> np.ndarray:
-    t = t.detach().float()
+    t = t.detach().float().cpu()
     if kind == "dense":
         return t.permute(0, 2, 3, 1).reshape(t.shape[0], -1).numpy()
     if kind == "upconv":
         return t.permute(2, 3, 0, 1).flip(0, 1).numpy()
     if kind == "conv":
         return t.permute(2, 3, 1, 0).numpy()
+    if kind == "linear":
+        return t.t().numpy()
     return t.numpy()
 
 
@@ -337,6 +444,9 @@ def _kind(name: str) -> str:
 def param_table(twin: TwinGAN):
     """{("g" | "d", flax path tuple): (twin tensor, kind)} for every parameter of both networks,
     and {(net, path): twin buffer} for the BatchNorm running means and variances."""
+    if twin.arch == "resnet":
+        import pytorch_twin_resnet as resnet
+        return resnet.param_table(twin.G, twin.D)[:2]
     params, stats = {}, {}
     for net, module in (("g", twin.G), ("d", twin.D)):
         for name, layer in module.layers.items():
@@ -375,10 +485,30 @@ def flat(tree, prefix=()) -> dict:
     return out
 
 
-def load_jaxgan_params(twin: TwinGAN, g_params, d_params) -> None:
-    """Copy jaxgan's generator / discriminator params (flax trees, host numpy) into the twin;
-    its optimiser and EMA state are reset to match a fresh jaxgan state. Fails naming any
-    parameter one side has and the other lacks."""
+def spectral_vectors(twin: TwinGAN) -> dict:
+    """{(net, flax batch_stats path): the twin's power-iteration vector u} (resnet D with
+    spectral norm; none otherwise)."""
+    if twin.arch != "resnet":
+        return {}
+    import pytorch_twin_resnet as resnet
+    return resnet.param_table(twin.G, twin.D)[2]
+
+
+def load_jaxgan_params(twin: TwinGAN, g_params, d_params, d_stats=None) -> None:
+    """Copy jaxgan's generator / discriminator params (flax trees, host numpy) into the twin,
+    and its spectral-norm vectors from D's `batch_stats` (`d_stats`); the twin's optimiser, EMA
+    and LeCam state are reset to match a fresh jaxgan state. Fails naming any parameter one
+    side has and the other lacks."""
+    vectors = spectral_vectors(twin)
+    if vectors:
+        given_u = {("d", p): v for p, v in flat(d_stats or {}).items() if p[-1].endswith("/u")}
+        if set(given_u) != set(vectors):
+            raise ValueError(f"the twin's spectral-norm vectors differ from jaxgan's: only in "
+                             f"jaxgan {sorted(set(given_u) - set(vectors))}, only in the twin "
+                             f"{sorted(set(vectors) - set(given_u))}")
+        with torch.no_grad():
+            for key, buffer in vectors.items():
+                buffer.copy_(torch.from_numpy(np.array(given_u[key], np.float32)).reshape(-1))
     table, _ = param_table(twin)
     given = {("g", p): v for p, v in flat(g_params).items()}
     given.update({("d", p): v for p, v in flat(d_params).items()})
@@ -391,11 +521,11 @@ def load_jaxgan_params(twin: TwinGAN, g_params, d_params) -> None:
             value = _to_torch(kind, given[key])
             if value.shape != tensor.shape:
                 raise ValueError(f"{key}: jaxgan {tuple(value.shape)} vs twin {tuple(tensor.shape)}")
-            tensor.copy_(value)
+            tensor.copy_(value.to(tensor.device))
     twin.opt_g.state.clear()
     twin.opt_d.state.clear()
     twin.ema = [t.detach().clone() for t in twin.g_tensors()]
-    twin.step_count = 0
+    twin.step_count = twin.d_updates = 0
 
 
 def twin_params(twin: TwinGAN) -> dict:
@@ -412,6 +542,9 @@ def twin_adam_moments(twin: TwinGAN) -> dict:
     return out
 
 
-def twin_running_means(twin: TwinGAN) -> dict:
-    return {key: buffer.detach().numpy().copy() for key, buffer in param_table(twin)[1].items()
-            if key[1][-1] == "mean"}
+def twin_buffers(twin: TwinGAN) -> dict:
+    """{(net, flax batch_stats path): array}: BatchNorm running means and spectral-norm u."""
+    out = {key: buffer.detach().cpu().numpy().copy() for key, buffer in param_table(twin)[1].items()
+           if key[1][-1] == "mean"}
+    out.update({key: u.detach().cpu().numpy()[None] for key, u in spectral_vectors(twin).items()})
+    return out

@@ -29,7 +29,8 @@ achieved FLOP/s and, for known GPUs, the fraction of the dense peak. On a CPU th
 printed (the VM exposes no clock); a large matmul's measured FLOP/s is printed as a reference.
 
 The PyTorch twin (benchmarks/pytorch_twin.py; --no-torch skips it): the same networks and step
-(asserted: equal parameter counts), timed eagerly with torch.set_num_threads(os.cpu_count()),
+(asserted: equal parameter counts), timed eagerly on the GPU when JAX runs on one (each timed run
+ends with torch.cuda.synchronize()), else with torch.set_num_threads(os.cpu_count()),
 both as pytorch/examples does it (D weight gradients computed in the G step) and with D frozen in
 the G step (what jaxgan computes). jaxgan and the twin are timed in interleaved rounds, so that a
 change of machine load hits both: on a shared machine compare the ratios, not absolute times.
@@ -207,6 +208,8 @@ def main(argv=None):
                         help="seconds the fori_loop runner's timed dispatches may take in all")
     parser.add_argument("--num_classes", "--num-classes", type=int, default=10,
                         help="classes of a conditional config (the digits have 10)")
+    parser.add_argument("--no_runner", "--no-runner", action="store_true",
+                        help="time the bare step only (skips (b) and its compilations)")
     parser.add_argument("--no_torch", "--no-torch", action="store_true")
     parser.add_argument("--torch_one_thread", "--torch-one-thread", action="store_true",
                         help="also time the twin with torch.set_num_threads(1)")
@@ -241,19 +244,24 @@ def main(argv=None):
         if pt.unsupported(config):
             raise SystemExit(f"error: the PyTorch twin does not model "
                              f"{', '.join(pt.unsupported(config))} (--no-torch skips it)")
-        twin = pt.TwinGAN(config, image_shape, num_classes)
-        twin_frozen = pt.TwinGAN(config, image_shape, num_classes, freeze_d_in_g_step=True)
+        # The twin runs where jaxgan runs: on the GPU when JAX's backend is one.
+        device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+        twin = pt.TwinGAN(config, image_shape, num_classes, device=device)
+        twin_frozen = pt.TwinGAN(config, image_shape, num_classes, freeze_d_in_g_step=True,
+                                 device=device)
         g_t, d_t = pt.num_params(twin.G), pt.num_params(twin.D)
         assert (g_t, d_t) == (bench.g_count, bench.d_count), \
             f"parameter counts differ: jaxgan G {bench.g_count} D {bench.d_count}, " \
             f"PyTorch G {g_t} D {d_t}"
         real = torch.from_numpy(bench.batch_np["image"]).permute(0, 3, 1, 2).contiguous()
-        real_y = torch.from_numpy(bench.batch_np["label"]).long()
+        real, real_y = real.to(device), torch.from_numpy(bench.batch_np["label"]).long().to(device)
 
         def torch_call(model):
             def call(k=1):
                 for _ in range(k):
                     metrics = model.step(real, real_y)
+                if device == "cuda":  # CUDA runs asynchronously: wait for the steps' kernels
+                    torch.cuda.synchronize()
                 return metrics
             return call
         start = time.perf_counter()
@@ -312,6 +320,7 @@ def main(argv=None):
     bare_layouts = conv_layouts(compiled.as_text())
     paths = [steps_per_call] + ([args.loop_steps] if steps_per_call == 1 and args.loop_steps > 1
                                 else [])
+    paths = [] if args.no_runner else paths
     runs = {}
     for n in paths:
         if n == 1:
@@ -336,10 +345,20 @@ def main(argv=None):
     if twin is not None:
         torch_step = statistics.median(torch_runs)
         frozen_step = statistics.median(frozen_runs)
-        print("\n== PyTorch twin (eager, CPU) ==")
-        print(f"versions      torch {torch.__version__}, threads {torch.get_num_threads()} "
-              f"(os.cpu_count() {os.cpu_count()}), mkldnn {torch.backends.mkldnn.is_available()}"
-              f"{', bf16 autocast' if twin.autocast_dtype else ''}")
+        print(f"\n== PyTorch twin (eager, {device}) ==")
+        if device == "cuda":
+            print(f"versions      torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN "
+                  f"{torch.backends.cudnn.version()}, {torch.cuda.get_device_name()}; TF32: "
+                  f"matmul {torch.backends.cuda.matmul.allow_tf32}, cuDNN convolutions "
+                  f"{torch.backends.cudnn.allow_tf32} (torch's defaults), cudnn.benchmark "
+                  f"{torch.backends.cudnn.benchmark}; JAX's "
+                  f"default_matmul_precision {jax.config.jax_default_matmul_precision}"
+                  f"{'; bf16 autocast' if twin.autocast_dtype else ''}")
+        else:
+            print(f"versions      torch {torch.__version__}, threads {torch.get_num_threads()} "
+                  f"(os.cpu_count() {os.cpu_count()}), mkldnn "
+                  f"{torch.backends.mkldnn.is_available()}"
+                  f"{', bf16 autocast' if twin.autocast_dtype else ''}")
         print(f"params        G {g_t:,}  D {d_t:,}  (equal to jaxgan's: asserted)")
         print(f"first step    {fmt_time(torch_first)}")
         print(f"step          {fmt_time(torch_step)}  median of {len(torch_runs)} runs x "
@@ -358,7 +377,9 @@ def main(argv=None):
                 twin_frozen.step(real, real_y)
             torch_flops = counter.get_total_flops()
             print(f"torch FLOPs   {torch_flops / 1e9:.2f} GFLOP per step (matmuls/convs, D frozen "
-                  f"in G step) -> {fmt_flops(torch_flops / frozen_step)}")
+                  f"in G step) -> {fmt_flops(torch_flops / frozen_step)}; jaxgan's step at "
+                  f"this count -> {fmt_flops(torch_flops / step)} (on GPUs XLA's cost_analysis "
+                  f"leaves out cuDNN convolutions)")
         except Exception as error:  # the counter is a convenience only
             print(f"torch FLOPs   not counted ({error})")
         print("\n== jaxgan / PyTorch (images/s ratio; >1: jaxgan faster) ==")
