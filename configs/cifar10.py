@@ -26,6 +26,7 @@ def get_config():
     config.model.d_width = 64
     config.train.loss = "hinge"
     config.train.num_steps = 50_000
+    config.train.augment = ""  # the digits' DiffAugment is for their 1,797 images
     config.train.sample_every_steps = 2000
     config.checkpoint.every_steps = 2000
     return config

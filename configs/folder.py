@@ -28,6 +28,7 @@ def get_config():
     config.model.g_width = 64
     config.model.d_width = 64
     config.train.num_steps = 20_000
+    config.train.augment = ""  # the digits' DiffAugment is for their 1,797 images
     config.train.steps_per_call = 1  # 10-100 on GPUs and TPUs
     config.train.sample_every_steps = 1000
     config.checkpoint.every_steps = 1000

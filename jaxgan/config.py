@@ -137,7 +137,7 @@ KEYS: dict[str, Key] = {
     "model.dtype": choice("float32", "compute dtype ('bfloat16': mixed precision)",
                           "float32", "bfloat16", "float16"),
 
-    "train.num_steps": integer(3000, "training steps (one G update each)", 0),
+    "train.num_steps": integer(12_000, "training steps (one G update each)", 0),
     "train.batch_size": integer(64, "global batch, a multiple of the number of devices", 1),
     "train.loss": choice("non_saturating", "adversarial loss", *LOSSES),
     "train.n_critic": integer(1, "D updates per G update", 1),
@@ -148,10 +148,10 @@ KEYS: dict[str, Key] = {
     "train.ema_decay": number(0.999, "decay of the generator's EMA (what sampling uses)",
                               0.0, 1.0, high_open=True),
     "train.mode_seeking": number(0.1, "MSGAN regulariser weight: keeps classes from collapsing"),
-    "train.augment": text("", "DiffAugment policy for what D sees (real and fake): a comma list "
-                          "of " + ", ".join(AUGMENTATIONS) + ", e.g. 'color,translation,cutout' "
-                          "('': none)", "'' or a comma list of distinct names from "
-                          + ", ".join(AUGMENTATIONS), _augment_policy_ok, "colour"),
+    "train.augment": text("translation", "DiffAugment policy for what D sees (real and fake): a "
+                          "comma list of " + ", ".join(AUGMENTATIONS) + ", e.g. "
+                          "'color,translation,cutout' ('': none)", "'' or a comma list of distinct "
+                          "names from " + ", ".join(AUGMENTATIONS), _augment_policy_ok, "colour"),
     "train.augment_p": number(1.0, "probability that each augmentation is applied to an image "
                               "(the start value when adaptive)", 0.0, 1.0),
     "train.ada_target": number(0.0, "adaptive augmentation (ADA): steer augment_p so that this "

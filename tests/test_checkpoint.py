@@ -213,9 +213,10 @@ def test_workdir_from_the_previous_layout_resumes_bit_exactly_and_samples(tmp_pa
     assert sampler.step == 4 and sampler.class_names == tuple("0123456789")
     images = sampler.generate(range(4), labels=3)
     assert images.shape == (4, 16, 16, 1) and images.dtype == np.uint8 and images.std() > 0
+    # The legacy run trained without augmentation (the digits default before 2026-11-27).
     state = jaxgan.train_and_evaluate(tiny_config(**{
         "train.num_steps": 8, "checkpoint.every_steps": 4, "train.sample_every_steps": 4,
-        "checkpoint.keep": 1}), workdir)
+        "checkpoint.keep": 1, "train.augment": ""}), workdir)
     got = {jax.tree_util.keystr(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(
         {"g": state.g_params, "d": state.d_params, "ema": state.ema_params})[0]}
     same_jax = LEGACY / f"legacy_step8.jax-{jax.__version__}.npz"
