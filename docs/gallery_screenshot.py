@@ -1,6 +1,6 @@
 """Make docs/gallery.png, the README's screenshot of the gallery, from a trained run.
 
-    python train.py --workdir runs/digits            # 35 s on a 2-core CPU
+    python train.py --workdir runs/digits            # about 5.5 minutes on a 2-core CPU
     python docs/gallery_screenshot.py --workdir runs/digits
 
 Needs Playwright (`pip install playwright`) and a Chromium (`apt-get install chromium`).
