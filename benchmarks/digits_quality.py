@@ -106,9 +106,9 @@ def evaluator_figures(sampler, workdir: str, splits: int, num_fake: int = 2000) 
     extractor, _ = classifier_lib.real_classifier(
         real.images, real.labels, len(real.class_names), 0, f"{workdir}/eval", real_key)
     fake = evaluator_lib.generate(sampler, num_fake)
-    fake_f, real_f = extractor(fake.images)["features"], extractor(real.images)["features"]
+    fake_out, real_f = extractor(fake.images), extractor(real.images)["features"]
+    fake_f, predicted = fake_out["features"], np.argmax(fake_out["logits"], axis=1)
     fd = lambda a, b: metrics_lib.fid_from_features(a, b)[0]
-    predicted = np.argmax(extractor(fake.images)["logits"], axis=1)
     per_class = [float((predicted[fake.labels == c] == c).mean()) for c in range(len(real.class_names))]
     rng = np.random.default_rng(0)
     half = len(real_f) // 2
