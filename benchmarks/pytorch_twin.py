@@ -53,6 +53,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# DiffAugment's ranges and LeCam's decay are jaxgan's own constants (no JAX work at import).
+from jaxgan.training.augment import cutout_size, max_shift
+from jaxgan.training.losses import LECAM_DECAY
+
 
 def unsupported(config) -> list[str]:
     """The config settings the twin does not model, as 'key=value'."""
@@ -200,9 +204,9 @@ def mode_seeking(fake, z, eps: float = 1e-5):
 
 def translate(x, shifts_B2):
     """jaxgan.training.augment.translate in NCHW: image i shifted by shifts[i] = (dy, dx), zero
-    fill, s = max(1, H // 8); one gather (DiffAugment's own code indexes a padded grid too)."""
+    fill, s = max_shift(H); one gather (DiffAugment's own code indexes a padded grid too)."""
     b, _, h, w = x.shape
-    s = max(1, h // 8)
+    s = max_shift(h)
     padded = F.pad(x, (s, s, s, s))
     rows = torch.arange(h, device=x.device)[None] + s - shifts_B2[:, 0:1]   # (B, H)
     cols = torch.arange(w, device=x.device)[None] + s - shifts_B2[:, 1:2]   # (B, W)
@@ -223,7 +227,7 @@ def color(x, factors_B3):
 def cutout(x, centre_B2):
     """jaxgan.training.augment.cutout: a zeroed square of half the side around each centre."""
     _, _, h, w = x.shape
-    size = int(h * 0.5 + 0.5)
+    size = cutout_size(h)
     top, left = centre_B2[:, 0:1] - size // 2, centre_B2[:, 1:2] - size // 2
     rows, cols = torch.arange(h, device=x.device)[None], torch.arange(w, device=x.device)[None]
     inside_rows = (rows >= top) & (rows < top + size)
@@ -241,9 +245,6 @@ def augment(x, numbers: dict, policy: tuple, p: float):
         chosen = (numbers["apply"][:, i] < p).view(-1, 1, 1, 1)
         x = torch.where(chosen, AUGMENTATIONS[name](x, numbers[name]), x)
     return x
-
-
-LECAM_DECAY = 0.99  # jaxgan.training.losses.LECAM_DECAY
 
 
 def num_params(module: nn.Module) -> int:
@@ -317,11 +318,11 @@ class TwinGAN:
         if "color" in self.policy:
             numbers["color"] = torch.rand(*shape, 3, device=dev)
         if "translation" in self.policy:
-            s = max(1, n // 8)
+            s = max_shift(n)
             numbers["translation"] = torch.randint(-s, s + 1, (*shape, 2), device=dev)
         if "cutout" in self.policy:
-            size = int(n * 0.5 + 0.5)
-            numbers["cutout"] = torch.randint(0, n + (1 - size % 2), (*shape, 2), device=dev)
+            high = n + (1 - cutout_size(n) % 2)  # jaxgan.training.augment.draw's range
+            numbers["cutout"] = torch.randint(0, high, (*shape, 2), device=dev)
         return z, y, numbers
 
     def _labels(self, y):

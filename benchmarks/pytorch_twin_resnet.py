@@ -10,9 +10,8 @@ norm on every conv, linear and projection embedding, SAGAN self-attention at
 `attention_resolution`. Spectral norm is `FlaxSpectralNorm` below, a torch parametrization: torch's
 own parametrizations.spectral_norm iterates in the other order (v from the stored v, then u; sigma
 from the new u and v: half an iteration more than flax per call), so it is the same cost but not
-the same numbers. Not
-modelled (refused by pytorch_twin.unsupported): BigGAN's shared embedding, hierarchical latent
-and spectral norm in G.
+the same numbers. Not modelled (refused by pytorch_twin.unsupported): BigGAN's shared embedding,
+hierarchical latent and spectral norm in G.
 """
 from __future__ import annotations
 
@@ -56,7 +55,7 @@ class FlaxSpectralNorm(nn.Module):
             u = self._normalise(matrix.mv(v))
             if self.training:
                 self._u.copy_(u)
-        sigma = torch.dot(u.clone(), matrix.mv(v))
+        sigma = torch.dot(u, matrix.mv(v))  # u is not the buffer: later in-place updates miss it
         return weight / torch.where(sigma != 0, sigma, torch.ones_like(sigma))
 
 
