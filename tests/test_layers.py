@@ -1,5 +1,6 @@
 """UpConv2x must equal nn.ConvTranspose(k=4, s=2, "SAME") and DownConv2x nn.Conv(k=4, s=2,
 padding 1) exactly: outputs, gradients, parameters. Each test runs for both layers (`LAYERS`).
+conv_same (the resnet family's convolutions) must equal lax.conv_general_dilated and its gradients.
 
 Inputs come from numpy and each test runs ONE jitted program: on CPU, compiling many small eager
 ops is what makes such tests slow.
@@ -15,8 +16,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxgan.models.layers import (FUSED_MAX_FEATURES, DownConv2x, UpConv2x, downconv2x,
-                                  upconv2x)
+from jaxgan.models.layers import (FUSED_MAX_FEATURES, DownConv2x, UpConv2x, conv_same,
+                                  downconv2x, upconv2x)
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 DN = ("NHWC", "HWIO", "NHWC")
@@ -300,3 +301,53 @@ def test_up_auto_dispatch():
         assert _num_convs(lambda x, k: upconv2x(x, k), x, kernel) == n_convs
         assert _num_convs(lambda x, k: upconv2x(x, k, impl="fused"), x, kernel) == 1
         assert _num_convs(lambda x, k: upconv2x(x, k, impl="phases"), x, kernel) == 4
+
+
+# conv_same: the resnet family's stride-1 "SAME" convolutions with the matmul kernel gradient.
+
+def _conv_same_gradients(conv, x, kernel, dy):
+    def loss(x, kernel):
+        return jnp.sum(conv(x, kernel) * dy)
+    return jax.jit(lambda x, k: (conv(x, k),) + jax.grad(loss, (0, 1))(x, k))(x, kernel)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_conv_same_equals_xla_convolution_and_its_gradients(k):
+    rng = np.random.default_rng(k)
+    x = rng.normal(size=(3, 6, 5, 4)).astype(np.float32)
+    kernel = rng.normal(size=(k, k, 4, 8)).astype(np.float32)
+    dy = rng.normal(size=(3, 6, 5, 8)).astype(np.float32)
+    ours = _conv_same_gradients(
+        lambda x, w: conv_same(x, w, (1, 1), "SAME", dimension_numbers=DN), x, kernel, dy)
+    xla = _conv_same_gradients(
+        lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=DN),
+        x, kernel, dy)
+    # Forward and input gradient are XLA's own ops; the kernel gradient, summed in another order.
+    np.testing.assert_array_equal(ours[0], xla[0])
+    np.testing.assert_array_equal(ours[1], xla[1])
+    np.testing.assert_allclose(ours[2], xla[2], **TOL)
+    # And the kernel gradient by its definition: dK[i, j] = sum over pixels of xpad * dy.
+    pad = k // 2
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    expected = np.stack([np.einsum("bhwc,bhwd->cd", xp[:, i:i + 6, j:j + 5], dy)
+                         for i in range(k) for j in range(k)]).reshape(kernel.shape)
+    np.testing.assert_allclose(ours[2], expected, **TOL)
+
+
+def test_conv_same_in_flax_conv_and_fallback_for_other_convolutions():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
+    assert conv_same(x, np.ones((3, 3, 3, 8), np.float32), (1, 1), "SAME", dimension_numbers=DN
+                     ).shape == (2, 8, 8, 8)
+    for kwargs in (dict(kernel_size=(3, 3), padding="SAME"),
+                   dict(kernel_size=(3, 3), padding="SAME", strides=(2, 2)),  # falls back
+                   dict(kernel_size=(4, 4), padding="SAME"),  # even kernel: falls back
+                   dict(kernel_size=(3, 3), padding="VALID")):  # falls back
+        ours, reference = (nn.Conv(8, **kwargs, conv_general_dilated=conv_same), nn.Conv(8, **kwargs))
+        params = reference.init(jax.random.key(0), x)
+        assert jax.tree.map(jnp.shape, ours.init(jax.random.key(0), x)) == jax.tree.map(
+            jnp.shape, params)
+        grads = [jax.jit(jax.grad(lambda p, x: jnp.sum(jnp.tanh(m.apply(p, x))), (0, 1)))(params, x)
+                 for m in (ours, reference)]
+        for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
+            np.testing.assert_allclose(a, b, **TOL)

@@ -31,6 +31,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxgan.errors import UserError
+from jaxgan.models.layers import conv_same
 from jaxgan.models.norms import batch_norm, embed_labels
 
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 256
@@ -75,7 +76,8 @@ class Layers:
 
     def conv(self, x, features, kernel=3, use_bias=True, name=None):
         return self.apply(nn.Conv(features, (kernel, kernel), padding="SAME", use_bias=use_bias,
-                                  kernel_init=ORTHO, dtype=self.dtype, name=name), x)
+                                  kernel_init=ORTHO, dtype=self.dtype, name=name,
+                                  conv_general_dilated=conv_same), x)
 
     def dense(self, x, features, use_bias=True, name=None):
         return self.apply(nn.Dense(features, use_bias=use_bias, kernel_init=ORTHO,
