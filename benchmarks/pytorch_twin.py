@@ -73,6 +73,8 @@ def unsupported(config) -> list[str]:
         bad.append(f"train.r1_gamma={train.r1_gamma!r}")
     if train.augment and train.ada_target > 0:
         bad.append(f"train.ada_target={train.ada_target!r}")
+    if train.lr_decay:
+        bad.append(f"train.lr_decay={train.lr_decay!r}")
     return bad
 
 

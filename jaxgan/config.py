@@ -143,6 +143,8 @@ KEYS: dict[str, Key] = {
     "train.n_critic": integer(1, "D updates per G update", 1),
     "train.g_lr": number(2e-4, "generator Adam learning rate", 0.0, low_open=True),
     "train.d_lr": number(2e-4, "discriminator Adam learning rate", 0.0, low_open=True),
+    "train.lr_decay": number(0.0, "fraction of train.num_steps at the end over which both "
+                             "learning rates fall linearly to zero (0: constant)", 0.0, 1.0),
     "train.b1": number(0.5, "Adam beta1", 0.0, 1.0, high_open=True),
     "train.b2": number(0.999, "Adam beta2", 0.0, 1.0, high_open=True),
     "train.ema_decay": number(0.999, "decay of the generator's EMA (what sampling uses)",

@@ -151,3 +151,28 @@ def test_mixed_precision_step_keeps_float32_params(config):
                              jnp.ones((2, config.model.latent_dim)), jnp.array([1, 2]))
     assert images.shape == (2, *SHAPE) and images.dtype == jnp.float32
     assert np.all(np.isfinite(np.asarray(images)))
+
+
+def test_lr_decay_scales_both_learning_rates_linearly_to_zero(config):
+    """train.lr_decay=0.5 of 4 steps: steps 0-2 at the full rates, step 3 at half of them, which
+    is exactly a step with both rates halved (Adam's update is linear in its rate)."""
+    from jaxgan.training.step import StepOptions
+    config.train.num_steps, config.train.lr_decay = 4, 0.5
+    assert [float(StepOptions.from_config(config.train).lr_scale(s)) for s in range(4)] == \
+        [1.0, 1.0, 1.0, 0.5]
+    gan = GAN.build(config, SHAPE, CLASSES)
+    fresh = gan.create_state(jax.random.key(0))
+    results = {}
+    for name, decay, lr, step_index in (("decayed", 0.5, 2e-4, 3), ("halved", 0.0, 1e-4, 3),
+                                        ("decay, early", 0.5, 2e-4, 2), ("constant", 0.0, 2e-4, 2),
+                                        ("constant, late", 0.0, 2e-4, 3)):
+        config.train.lr_decay, config.train.g_lr, config.train.d_lr = decay, lr, lr
+        state = fresh.replace(step=jnp.asarray(step_index, fresh.step.dtype))
+        state, batch, step = setup(config, jax.devices()[:1], fresh_state=state)
+        results[name] = step(state, batch, jax.random.key(1))[0]
+    for a, b in zip(leaves(results["decayed"]), leaves(results["halved"])):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+    for a, b in zip(leaves(results["decay, early"]), leaves(results["constant"])):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.allclose(a, b) for a, b in zip(leaves(results["decayed"].g_params),
+                                                      leaves(results["constant, late"].g_params)))

@@ -41,6 +41,8 @@ class StepOptions:
     r1_every: int = 1
     lecam: float = 0.0
     batch_size: int = 0             # global batch (ADA counts images)
+    decay_from: int = 0             # learning rates fall linearly to 0 from this step ...
+    decay_until: int = 0            # ... to this one (train.num_steps); equal: constant
 
     @classmethod
     def from_config(cls, train_config) -> "StepOptions":
@@ -48,7 +50,9 @@ class StepOptions:
                    augment_lib.parse_policy(train_config.augment), float(train_config.augment_p),
                    float(train_config.ada_target), float(train_config.ada_kimg),
                    float(train_config.r1_gamma), int(train_config.r1_every),
-                   float(train_config.lecam), int(train_config.batch_size))
+                   float(train_config.lecam), int(train_config.batch_size),
+                   round(train_config.num_steps * (1.0 - train_config.lr_decay)),
+                   int(train_config.num_steps))
 
     @property
     def adaptive(self) -> bool:
@@ -57,6 +61,19 @@ class StepOptions:
     def seen(self, x_BHWC, numbers, p):
         """What D sees of a batch: DiffAugment-ed when a policy is set."""
         return augment_lib.apply(x_BHWC, numbers, self.augment, p) if self.augment else x_BHWC
+
+    def lr_scale(self, step):
+        """The learning rates' factor at `step` (train.lr_decay). Adam's update is linear in its
+        rate, so scaling the update is the schedule, with optax's state unchanged: a run
+        trained with a constant rate resumes with a decay and the other way round."""
+        if self.decay_until <= self.decay_from:
+            return 1.0
+        left = (self.decay_until - step) / (self.decay_until - self.decay_from)
+        return jnp.clip(left, 0.0, 1.0).astype(jnp.float32)
+
+
+def scaled(updates, scale):
+    return updates if isinstance(scale, float) else jax.tree.map(lambda u: u * scale, updates)
 
 
 def all_finite(*trees):
@@ -77,13 +94,14 @@ def take(numbers: dict, index):
 
 
 def discriminator_update(gan: GAN, opts: StepOptions, d_params, d_stats, d_opt, aux, real_x,
-                         real_y, fake, fake_y, aug_3, p, d_index):
+                         real_y, fake, fake_y, aug_3, p, d_index, lr_scale=1.0):
     """One D update on this device's part of the batch (gradients averaged over all devices).
 
     Returns (d_params, d_stats, d_opt, aux, metrics); metrics are taken before the update.
     aug_3: DiffAugment numbers for the real batch, the fake batch and (unused here) G's batch;
     p: the augmentation probability; d_index: how many D updates came before this one (for the
-    lazy R1 interval and LeCam's first average). `aux` holds LeCam's moving averages."""
+    lazy R1 interval and LeCam's first average); lr_scale: the learning rate's factor (lr_decay).
+    `aux` holds LeCam's moving averages."""
     def real_logits_fn(params, x):
         logits, upd = gan.discriminator.apply(variables(params, d_stats), x, real_y, train=True,
                                               mutable=["batch_stats"])
@@ -122,7 +140,7 @@ def discriminator_update(gan: GAN, opts: StepOptions, d_params, d_stats, d_opt, 
         return loss, (upd.get("batch_stats", {}), new_aux, metrics)
     (_, (d_stats, aux, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d_params)
     updates, d_opt = gan.d_tx.update(lax.pmean(grads, AXIS), d_opt, d_params)
-    return optax.apply_updates(d_params, updates), d_stats, d_opt, aux, metrics
+    return optax.apply_updates(d_params, scaled(updates, lr_scale)), d_stats, d_opt, aux, metrics
 
 
 def generator_forward(gan: GAN, g_stats, z_BZ, y_B):
@@ -154,7 +172,8 @@ def local_step(state: GANState, real_x, real_y, z_KBZ, fake_y_KB, aug_K3B, *, ga
     aux = aux_of(state)
     p = aux.get("augment_p", opts.augment_p)
     num_critic = z_KBZ.shape[0]
-    d_update = functools.partial(discriminator_update, gan, opts)
+    lr_scale = opts.lr_scale(state.step)
+    d_update = functools.partial(discriminator_update, gan, opts, lr_scale=lr_scale)
     for k in range(num_critic - 1):
         fake, g_stats = generator_forward(gan, g_stats, z_KBZ[k], fake_y_KB[k])(state.g_params)
         d_params, d_stats, d_opt, aux, _ = d_update(
@@ -173,7 +192,7 @@ def local_step(state: GANState, real_x, real_y, z_KBZ, fake_y_KB, aug_K3B, *, ga
     (g_loss, d_stats), fake_grad = jax.value_and_grad(g_loss_of_fake, has_aux=True)(fake)
     (g_grads,) = g_vjp(fake_grad)
     g_updates, g_opt = gan.g_tx.update(lax.pmean(g_grads, AXIS), state.g_opt_state, state.g_params)
-    g_params = optax.apply_updates(state.g_params, g_updates)
+    g_params = optax.apply_updates(state.g_params, scaled(g_updates, lr_scale))
 
     # D metrics are those of the last D update, taken before it applied its gradients.
     metrics = lax.pmean({**d_metrics, "g_loss": g_loss}, AXIS)
