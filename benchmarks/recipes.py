@@ -2,6 +2,8 @@
 
   python benchmarks/recipes.py --budget 600 --out /tmp/recipes            # both data sets
   python benchmarks/recipes.py --budget 300 --datasets photos --out /tmp/r
+  python benchmarks/recipes.py --budget 600 --datasets photos \
+      --runs "dcgan (folder.py),dcgan+DiffAug,resnet (art.py),resnet (art.py at widths 16)"
 
 Data: (a) the built-in digits (16x16x1, 10 classes); (b) a 64x64 RGB folder of real photographs
 built offline from the two photographs scikit-learn ships (`load_sample_images`: a Chinese temple
@@ -41,7 +43,12 @@ RUNS = {
     },
     "photos": {
         "dcgan (folder.py)": ("configs/folder.py", {}),
+        "dcgan+DiffAug": ("configs/folder.py", {"train.augment": "color,translation,cutout"}),
         "resnet (art.py)": ("configs/art.py", {}),
+        # art.py at a CPU's size: a quarter of the channels' FLOPs, one D step per G step.
+        "resnet (art.py at widths 16)": ("configs/art.py", {"model.g_width": 16,
+                                                           "model.d_width": 16,
+                                                           "train.n_critic": 1}),
         "resnet (art.py, ADA)": ("configs/art.py", {"train.augment_p": 0.0,
                                                     "train.ada_target": 0.6,
                                                     "train.ada_kimg": 10.0}),
@@ -93,16 +100,22 @@ def main(argv=None):
     parser.add_argument("--photos", type=int, default=150, help="crops per photograph")
     parser.add_argument("--num", type=int, default=1000, help="images generated per evaluation")
     parser.add_argument("--out", default="/tmp/jaxgan-recipes")
+    parser.add_argument("--runs", default="", help="comma-separated run names to keep (default: "
+                        "all), e.g. 'dcgan (folder.py),resnet (art.py)'")
     args = parser.parse_args(argv)
     from jaxgan.evaluation.evaluator import evaluate
 
     out = pathlib.Path(args.out)
     results = {}
     for dataset in args.datasets.split(","):
-        source = "digits" if dataset == "digits" else build_photo_folder(out / "photos",
+        # The photographs live beside the runs' workdirs, never above them: a workdir inside the
+        # folder would be read as one more class.
+        source = "digits" if dataset == "digits" else build_photo_folder(out / "photo_folder",
                                                                          args.photos)
         for name, (config, overrides) in RUNS[dataset].items():
-            workdir = out / dataset / "".join(c if c.isalnum() else "_" for c in name)
+            if args.runs and name not in args.runs.split(","):
+                continue
+            workdir = out / "runs" / dataset / "".join(c if c.isalnum() else "_" for c in name)
             run = train_for(config, {"data.source": source, **overrides}, workdir, args.budget)
             evaluation = evaluate(str(workdir), num=args.num, extractor="classifier",
                                   metrics=("fid", "pr", "gan_test", "memorisation"))

@@ -76,6 +76,7 @@ def test_check_sees_a_missing_mode_seeking_term(monkeypatch):
 @pytest.mark.parametrize("overrides, named", [
     ({"model.dtype": "float16"}, "model.dtype='float16'"),
     ({"train.r1_gamma": 1.0}, "train.r1_gamma=1.0"),
+    ({"train.lr_decay": 0.5}, "train.lr_decay=0.5"),
     ({"train.augment": "translation", "train.ada_target": 0.6}, "train.ada_target=0.6"),
     ({**RESNET, "model.hierarchical_latent": True}, "model.hierarchical_latent=True"),
 ])
