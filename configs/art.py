@@ -16,7 +16,7 @@ For 128 px: --config.data.resolution=128 (twice the steps' cost per doubling, at
 Expected: on one NVIDIA H200 13.9 ms per step (float32), so the 20,000 steps take about 5
 minutes plus compilation (--config.train.steps_per_call=50 on GPUs and TPUs); on a 2-core CPU
 (AMD EPYC, AVX2) 15 s per step, days for 20,000. On a CPU shrink it: --config.model.g_width=16
---config.model.d_width=16 --config.train.n_critic=1 (3.5 s per step there; after 10 minutes its
+--config.model.d_width=16 --config.train.n_critic=1 (3.2 s per step there; after 10 minutes its
 fd_classifier on a 300-image photo folder was 14 against DCGAN's 2,130: README's model section,
 benchmarks/recipes.py).
 Smoke run: --config.train.num_steps=4 --config.model.g_width=8 --config.model.d_width=8
