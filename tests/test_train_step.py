@@ -160,19 +160,17 @@ def test_lr_decay_scales_both_learning_rates_linearly_to_zero(config):
     config.train.num_steps, config.train.lr_decay = 4, 0.5
     assert [float(StepOptions.from_config(config.train).lr_scale(s)) for s in range(4)] == \
         [1.0, 1.0, 1.0, 0.5]
+    config.train.lr_decay = 0.0
+    assert StepOptions.from_config(config.train).lr_scale(3) == 1.0
     gan = GAN.build(config, SHAPE, CLASSES)
     fresh = gan.create_state(jax.random.key(0))
+    state_at_3 = fresh.replace(step=jnp.asarray(3, fresh.step.dtype))
     results = {}
-    for name, decay, lr, step_index in (("decayed", 0.5, 2e-4, 3), ("halved", 0.0, 1e-4, 3),
-                                        ("decay, early", 0.5, 2e-4, 2), ("constant", 0.0, 2e-4, 2),
-                                        ("constant, late", 0.0, 2e-4, 3)):
+    for name, decay, lr in (("decayed", 0.5, 2e-4), ("halved", 0.0, 1e-4), ("constant", 0.0, 2e-4)):
         config.train.lr_decay, config.train.g_lr, config.train.d_lr = decay, lr, lr
-        state = fresh.replace(step=jnp.asarray(step_index, fresh.step.dtype))
-        state, batch, step = setup(config, jax.devices()[:1], fresh_state=state)
+        state, batch, step = setup(config, jax.devices()[:1], fresh_state=state_at_3)
         results[name] = step(state, batch, jax.random.key(1))[0]
     for a, b in zip(leaves(results["decayed"]), leaves(results["halved"])):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
-    for a, b in zip(leaves(results["decay, early"]), leaves(results["constant"])):
-        np.testing.assert_array_equal(a, b)
     assert any(not np.allclose(a, b) for a, b in zip(leaves(results["decayed"].g_params),
-                                                      leaves(results["constant, late"].g_params)))
+                                                      leaves(results["constant"].g_params)))
