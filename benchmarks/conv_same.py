@@ -37,11 +37,16 @@ def main(argv=None):
     def ours(x, w):
         return conv_same(x, w, (1, 1), "SAME", dimension_numbers=dn)
 
-    def timed(fn, *args):
+    def timed(fn, *inputs):
         fn = jax.jit(fn)
-        return _common.time_calls(lambda: _common.block(fn(*args)), args_reps)
+        return _common.time_calls(lambda: _common.block(fn(*inputs)), args.reps)
 
-    args_reps = args.reps
+    def grad(conv, wrt):  # the gradient with respect to input 0 (x) or 1 (the kernel)
+        return lambda x, w, dy: jax.vjp(conv, x, w)[1](dy)[wrt]
+
+    def both(conv):
+        return lambda x, w, dy: jax.vjp(conv, x, w)[1](dy)
+
     print(f"{'H x W, Cin -> Cout':>20s} {'forward':>10s} {'input grad':>11s} {'XLA kernel grad':>16s}"
           f" {'matmul kernel grad':>19s} {'all, XLA':>10s} {'all, ours':>10s} {'max rel diff':>13s}")
     for size, cin, cout in SHAPES:
@@ -49,8 +54,6 @@ def main(argv=None):
         x = jax.random.normal(keys[0], (args.batch, size, size, cin))
         w = jax.random.normal(keys[1], (3, 3, cin, cout)) * 0.05
         dy = jax.random.normal(keys[2], (args.batch, size, size, cout))
-        grad = lambda conv, wrt: lambda x, w, dy: jax.vjp(conv, x, w)[1](dy)[wrt]
-        both = lambda conv: lambda x, w, dy: jax.vjp(conv, x, w)[1](dy)
         dk_xla, dk_ours = jax.jit(grad(xla, 1))(x, w, dy), jax.jit(grad(ours, 1))(x, w, dy)
         diff = float(jnp.max(jnp.abs(dk_xla - dk_ours)) / jnp.max(jnp.abs(dk_xla)))
         times = [timed(xla, x, w), timed(grad(xla, 0), x, w, dy), timed(grad(xla, 1), x, w, dy),
