@@ -49,7 +49,7 @@ RUNS = {
         "resnet (art.py at widths 16)": ("configs/art.py", {"model.g_width": 16,
                                                            "model.d_width": 16,
                                                            "train.n_critic": 1}),
-        "resnet (art.py, ADA)": ("configs/art.py", {"train.augment_p": 0.0,
+        "resnet (art.py with ADA)": ("configs/art.py", {"train.augment_p": 0.0,
                                                     "train.ada_target": 0.6,
                                                     "train.ada_kimg": 10.0}),
     },
