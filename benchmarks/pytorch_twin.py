@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # DiffAugment's ranges and LeCam's decay are jaxgan's own constants (no JAX work at import).
-from jaxgan.training.augment import cutout_size, max_shift
+from jaxgan.training.augment import cutout_centres, cutout_size, max_shift
 from jaxgan.training.losses import LECAM_DECAY
 
 
@@ -323,8 +323,7 @@ class TwinGAN:
             s = max_shift(n)
             numbers["translation"] = torch.randint(-s, s + 1, (*shape, 2), device=dev)
         if "cutout" in self.policy:
-            high = n + (1 - cutout_size(n) % 2)  # jaxgan.training.augment.draw's range
-            numbers["cutout"] = torch.randint(0, high, (*shape, 2), device=dev)
+            numbers["cutout"] = torch.randint(0, cutout_centres(n), (*shape, 2), device=dev)
         return z, y, numbers
 
     def _labels(self, y):

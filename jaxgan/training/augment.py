@@ -39,6 +39,12 @@ def cutout_size(resolution: int) -> int:
     return int(resolution * 0.5 + 0.5)
 
 
+def cutout_centres(resolution: int) -> int:
+    """How many cutout centres draw() chooses from per axis: 0 .. resolution (DiffAugment's
+    range), one fewer when the square's side is odd."""
+    return resolution + (1 - cutout_size(resolution) % 2)
+
+
 def draw_shifts(key, shape, resolution: int):
     """Integer (dy, dx) shifts in [-s, s], shape (*shape, 2)."""
     s = max_shift(resolution)
@@ -57,8 +63,8 @@ def draw(key, policy: tuple[str, ...], shape, resolution: int) -> dict:
     if "translation" in policy:
         numbers["translation"] = draw_shifts(keys["translation"], shape, resolution)
     if "cutout" in policy:  # the square's centre, DiffAugment's range
-        high = resolution + (1 - cutout_size(resolution) % 2)
-        numbers["cutout"] = jax.random.randint(keys["cutout"], (*shape, 2), 0, high, jnp.int32)
+        numbers["cutout"] = jax.random.randint(keys["cutout"], (*shape, 2), 0,
+                                               cutout_centres(resolution), jnp.int32)
     return numbers
 
 
