@@ -1,7 +1,7 @@
 """Evaluate a trained generator, or compare two sets of images, from the command line.
 
   python -m jaxgan.evaluate --workdir runs/digits [--step N] [--num 10000]
-         [--metrics fid,kid,is,pr,intra_fid,gan_test,gan_train,memorisation]
+         [--metrics fid,kid,is,pr,intra_fid,gan_test,gan_train,memorisation,c2st]
          [--extractor auto|inception|classifier] [--inception-weights PATH]
   python -m jaxgan.evaluate --fake DIR --real DIR|digits|folder:PATH|tfds:NAME [--metrics ...]
   python -m jaxgan.evaluate --fake DIR --reference stats.npz      # pytorch-fid / clean-fid mu, sigma

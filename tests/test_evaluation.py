@@ -162,6 +162,22 @@ def test_memorisation_flags_copies_and_not_new_points():
     assert new["fraction"] == 0.0
 
 
+def test_c2st_known_answers():
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(1000, 32))
+    same = metrics.c2st(rng.normal(size=(800, 32)), real)
+    assert 0.45 < same["accuracy"] < 0.55  # one distribution: chance
+    assert same["protocol"]["samples_per_side"] == 800 and same["protocol"]["folds"] == 2
+    assert metrics.c2st(rng.uniform(0, 3, size=(800, 32)), real)["accuracy"] > 0.99  # noise
+    # A collapsed generator (every sample near the mean, as a blurry class average is): same
+    # mean, a fifth of the spread; told apart by the spread alone.
+    assert metrics.c2st(0.2 * rng.normal(size=(800, 32)), real)["accuracy"] > 0.95
+    assert metrics.c2st(real[:500] + 0.05, real, seed=1) == metrics.c2st(real[:500] + 0.05, real,
+                                                                         seed=1)
+    with pytest.raises(ValueError, match="c2st needs at least 4 images on each side, got 3"):
+        metrics.c2st(real[:3], real)
+
+
 # ---------------------------------------------------------------------------------------------
 # Inception input transform (the network itself: test_evaluation_parity.py)
 
@@ -313,7 +329,7 @@ def test_evaluate_images_with_the_classifier(digits, real_classifier, tmp_path, 
     _, held = classifier.held_out_split(digits.labels, 0)
     real = evaluator.ImageSet(digits.images, digits.labels, digits.class_names, "digits")
     fake = evaluator.ImageSet(digits.images[held], digits.labels[held], digits.class_names, "held")
-    result = evaluator.evaluate_images(fake, real, "fid,kid,is,pr,intra_fid,gan_test,memorisation",
+    result = evaluator.evaluate_images(fake, real, "fid,kid,is,pr,intra_fid,gan_test,memorisation,c2st",
                                        "classifier", out_dir=str(tmp_path), tag="t")
     values = result["metrics"]
     assert "fid" not in values and values["fd_classifier"] < 20
@@ -321,6 +337,8 @@ def test_evaluate_images_with_the_classifier(digits, real_classifier, tmp_path, 
     assert values["precision_classifier"] > 0.8 and values["recall_classifier"] > 0.5
     assert set(result["per_class"]["intra_fd_classifier"]) == set(digits.class_names)
     assert values["memorisation_classifier"] == 1.0  # the "generated" digits are training images
+    assert 0.4 < values["c2st_classifier_accuracy"] < 0.6  # real digits vs real digits: chance
+    assert result["protocol"]["c2st"]["samples_per_side"] == len(held)
     assert os.path.isfile(result["files"]["memorisation_pairs"])
     protocol = result["protocol"]
     assert protocol["extractor"] == "classifier" and protocol["num_fake"] == len(held)

@@ -9,9 +9,10 @@ import re
 
 from jaxgan.errors import UserError
 
-# Distances and shares of copies: lower is better; every other metric (accuracies, IS,
-# precision, recall, density, coverage): higher.
-LOWER_IS_BETTER = re.compile(r"^(fid|fd_|kid|kd_|intra_fid|intra_fd|memorisation)")
+# Distances, shares of copies and the two-sample test's accuracy (0.5 = indistinguishable):
+# lower is better; every other metric (accuracies, IS, precision, recall, density, coverage):
+# higher.
+LOWER_IS_BETTER = re.compile(r"^(fid|fd_|kid|kd_|intra_fid|intra_fd|memorisation|c2st)")
 DEFAULT_METRICS = ("fid", "fd_classifier")
 
 

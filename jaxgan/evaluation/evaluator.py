@@ -231,6 +231,13 @@ def evaluate_images(fake: ImageSet, real: ImageSet | None, metrics=ALL_METRICS,
                                               f"({memo['threshold']:.4g})")
         if out_dir:
             files["memorisation_pairs"] = _write_pairs(fake.images, real.images, memo, out_dir, tag)
+    if "c2st" in wanted and min(len(fake_f), len(real_f)) < metrics_lib.C2ST_MIN_SAMPLES:
+        notes.append(f"{name('c2st')} skipped: needs at least {metrics_lib.C2ST_MIN_SAMPLES} "
+                     "images on each side")
+    elif "c2st" in wanted:
+        test = metrics_lib.c2st(fake_f, real_f, seed)
+        values[name("c2st") + "_accuracy"] = test["accuracy"]
+        protocol["c2st"] = test["protocol"]
     protocol["seconds"] = round(time.perf_counter() - started, 2)
     return {"metrics": values, "per_class": per_class, "protocol": protocol, "notes": notes,
             "files": files}
