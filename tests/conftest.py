@@ -28,8 +28,11 @@ import pytest  # noqa: E402
 # The train.py / sample.py / notebook processes the tests start get 2 devices, not 8: still data
 # parallel, and each start is ~2.5 s shorter (8 devices' sharded saves and compilations). JAX has
 # read XLA_FLAGS once this process's backend is up, so the change reaches the children only.
-SUBPROCESS_XLA_FLAGS = "--xla_force_host_platform_device_count=2"
-if os.environ["XLA_FLAGS"] == TEST_XLA_FLAGS:
+# (Other flags given with the 8 devices, e.g. JAXGAN_TEST_XLA_FLAGS="... --xla_cpu_max_isa=AVX"
+# to run the suite with another CPU's arithmetic, reach the children too.)
+SUBPROCESS_XLA_FLAGS = os.environ["XLA_FLAGS"].replace(TEST_XLA_FLAGS,
+                                                       "--xla_force_host_platform_device_count=2")
+if os.environ["XLA_FLAGS"].startswith(TEST_XLA_FLAGS):
     jax.devices()
     os.environ["XLA_FLAGS"] = SUBPROCESS_XLA_FLAGS
 

@@ -289,7 +289,9 @@ def test_another_instruction_set_rounds_differently_within_the_stored_tolerance(
     # differently in the last bits. The run must differ from this CPU's (else the flag was not
     # honoured and this test proves nothing) and stay within the stored tolerance.
     here, other = legacy_workdir(tmp_path / "here"), legacy_workdir(tmp_path / "other")
-    flags = "--xla_force_host_platform_device_count=8 --xla_cpu_max_isa=AVX"
+    # (SSE4.2 where the suite itself runs limited to AVX)
+    limit = "SSE4_2" if "--xla_cpu_max_isa=AVX" in os.environ.get("XLA_FLAGS", "") else "AVX"
+    flags = f"--xla_force_host_platform_device_count=8 --xla_cpu_max_isa={limit}"
     env = {**os.environ, "JAXGAN_TEST_XLA_FLAGS": flags, "XLA_FLAGS": flags,
            "JAX_ENABLE_COMPILATION_CACHE": "false"}  # (a cached program would ignore the flag)
     result = subprocess.run([sys.executable, "-c", ISA_RUN, str(other), str(ROOT / "tests"),

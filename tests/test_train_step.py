@@ -106,6 +106,15 @@ def test_eight_devices_equal_one_device(config, overrides):
             # one kernel); Adam's moments (the averaged gradients) are held to 1e-5 below.
             far = ~np.isclose(a, b, rtol=1e-5, atol=1e-6)
             assert far.mean() <= 1e-3 and np.all(np.abs(a - b)[far] <= 2 * config.train.g_lr), path
+        elif overrides is RESNET_ALL_TOOLS and path.startswith(".d_opt_state"):
+            # D's gradient goes through R1's double backward, where sums over the batch cancel:
+            # a near-zero element keeps fewer exact digits, and how many depends on the CPU
+            # (under --xla_cpu_max_isa=AVX one conv bias gradient, -0.2697 in a leaf of scale
+            # 1.8, is 7.5e-4 apart between 1 and 8 devices; 1e-5 on AVX2 and AVX-512). Held to
+            # 1e-3 of the leaf's scale: a wrong reduction (a sum for a mean, a lost shard) is
+            # off by far more.
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=max(1e-6, 1e-3 * np.abs(b).max()),
+                                       err_msg=path)
         else:
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=path)
     for name in one_metrics:
