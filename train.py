@@ -64,9 +64,12 @@ def main(argv):
 
 
 def stop_now(interrupt: BaseException) -> None:
-    print(f"\nerror: stopped by {interrupt or 'a second interrupt'} without waiting for the "
-          "checkpoint being saved; rerun the same command to resume from the last intact one",
-          file=sys.stderr)
+    if str(interrupt):  # raised by jaxgan's handler: "a second SIGINT" while a save was under way
+        print(f"\nerror: stopped by {interrupt} without waiting for the checkpoint being saved; "
+              "rerun the same command to resume from the last intact one", file=sys.stderr)
+    else:  # Python's own Ctrl-C, before training started: nothing was being saved
+        print("\nerror: stopped by SIGINT before training started; rerun the same command to "
+              "start (or resume from the last intact checkpoint)", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(130)  # now: an unfinished save's threads must not keep the process alive

@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, override_flags
+from conftest import ROOT, override_flags, tiny_config
 from helpers import write_checkpoint
 
 import jaxgan
@@ -188,9 +188,12 @@ def test_a_second_ctrl_c_while_stopping_exits_at_once(tmp_path):
     run_ = start_training_until_stopped(workdir)
     try:
         run_.send_signal(signal.SIGINT)
-        time.sleep(0.05)
-        run_.send_signal(signal.SIGINT)
         start = time.time()
+        # Second ones every 20 ms until it exits: they land in the loop, during the save and after
+        # the loop has returned, while the last save is awaited (once Python's bare handler).
+        while run_.poll() is None and time.time() - start < 30:
+            time.sleep(0.02)
+            run_.send_signal(signal.SIGINT)
         out, err = run_.communicate(timeout=60)
     finally:
         run_.kill()
@@ -199,6 +202,31 @@ def test_a_second_ctrl_c_while_stopping_exits_at_once(tmp_path):
     assert "Traceback" not in err
     if run_.returncode == 130:
         assert error_lines(err)[-1].startswith("error: stopped by a second SIGINT without waiting")
+
+
+def wait_after_signalling(*signals_to_send):
+    """checkpoint.wait that first sends this process the given signals, once per run."""
+    wait, pending = checkpoint.wait, list(signals_to_send)
+
+    def signalled_wait(manager):
+        while pending:
+            os.kill(os.getpid(), pending.pop(0))
+            time.sleep(0.2)  # the handler runs between bytecodes
+        wait(manager)
+    return signalled_wait
+
+
+def test_signals_while_the_last_save_is_awaited_are_a_first_then_a_second(tmp_path, monkeypatch):
+    # The loop has returned and only the final wait for the asynchronous save is left: a first
+    # signal there must not abandon it, a second must (with its name, not a bare KeyboardInterrupt).
+    monkeypatch.setattr(checkpoint, "wait", wait_after_signalling(signal.SIGTERM, signal.SIGINT))
+    with pytest.raises(KeyboardInterrupt, match="^a second SIGINT$"):
+        jaxgan.train_and_evaluate(tiny_config(), tmp_path / "run")
+    monkeypatch.setattr(checkpoint, "wait", wait_after_signalling(signal.SIGTERM))
+    state = jaxgan.train_and_evaluate(tiny_config(), tmp_path / "again")
+    assert int(state.step) == 4
+    assert sorted(os.listdir(tmp_path / "again" / "checkpoints")) == ["2", "4"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
 def test_stop_signals_first_sets_a_flag_second_interrupts():

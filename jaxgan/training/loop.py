@@ -188,21 +188,25 @@ def _start(config, workdir):
     config_lib.check_for_devices(config, mesh.size)
     check_writable(workdir)  # before the data: a full disk is not found out minutes later
     lock = WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
+    signals = StopSignals()
     with lock:
         dataset = data_lib.load(config.data)
         try:
             gan = GAN.build(config, dataset.image_shape, dataset.num_classes)
             manager = checkpoint.make_manager(workdir, keep=config.checkpoint.keep,
                                               best_metric=config.checkpoint.best_metric)
-            try:
-                return _train(config, workdir, dataset, gan, mesh, manager)
-            except KeyboardInterrupt:
-                manager = None  # a second stop signal: do not wait for the save in flight
-                raise
-            finally:
-                if manager is not None:
-                    checkpoint.wait(manager)
-                    manager.close()
+            # From the restore to the last save's end: a signal is a first (stop and save) or a
+            # second (stop now), never Python's bare KeyboardInterrupt.
+            with signals:
+                try:
+                    return _train(config, workdir, dataset, gan, mesh, manager, signals)
+                except KeyboardInterrupt:
+                    manager = None  # a second stop signal: do not wait for the save in flight
+                    raise
+                finally:
+                    if manager is not None:
+                        checkpoint.wait(manager)
+                        manager.close()
         finally:
             dataset.close()
 
@@ -234,7 +238,7 @@ def _restore_or_create(config, dataset, gan: GAN, mesh, manager):
     return jax.device_put(gan.create_state(jax.random.key(config.seed)), mesh_lib.replicated(mesh))
 
 
-def _train(config, workdir, dataset, gan, mesh, manager):
+def _train(config, workdir, dataset, gan, mesh, manager, signals):
     state = _restore_or_create(config, dataset, gan, mesh, manager)
     step, num_steps = int(jax.device_get(state.step)), config.train.num_steps
     if step >= num_steps:
@@ -250,13 +254,14 @@ def _train(config, workdir, dataset, gan, mesh, manager):
         evaluator = TrainingEvaluator.from_config(config, workdir, facts)
     try:
         return _loop(config, workdir, state, step, pipeline, GridWriter(config, gan), writers,
-                     manager, facts, evaluator)
+                     manager, facts, evaluator, signals)
     finally:
         pipeline.close()
         writers.close()
 
 
-def _loop(config, workdir, state, step, pipeline, grids, writers, manager, facts, evaluator):
+def _loop(config, workdir, state, step, pipeline, grids, writers, manager, facts, evaluator,
+          signals):
     schedule = Schedule.from_config(config)
     num_steps, batch_size = schedule.num_steps, config.train.batch_size
     bar = tqdm(total=num_steps, initial=step, unit="step", dynamic_ncols=True,
@@ -280,36 +285,35 @@ def _loop(config, workdir, state, step, pipeline, grids, writers, manager, facts
                                       "time": time.time()})
 
     try:
-        with StopSignals() as signals:
-            while step < num_steps:
-                end = schedule.next_boundary(step)
-                state, metrics = pipeline.advance(state, step, end - step)
-                if pending is not None:
-                    finish(pending)
-                pending, step = (step, end, metrics), end
-                stop = signals.stop_requested(end)
-                due = schedule.due(end)
-                if stop or due - {"log"}:
-                    finish(pending)  # the state is known good before anything is written from it
-                    pending = None
-                    if "grid" in due:
-                        with write_errors(manager, f"the sample grid of step {end} to "
-                                                   f"{writers.samples_dir}"):
-                            writers.grid(end, grids.image(state), provenance(end))
-                    evaluation = None
-                    if "eval" in due:
-                        evaluation = evaluator(checkpoint.generator_variables(state), end)
-                        with write_errors(manager, f"the evaluation of step {end}"):
-                            writers.scalars(end, {f"eval/{k}": v for k, v in evaluation.items()})
-                        last_eval = (end, evaluation)
-                    if stop or "checkpoint" in due or (evaluation and config.checkpoint.best_metric):
-                        checkpoint.save(manager, state, config, facts, metrics=evaluation)
-                        last_saved = end
-                if stop:
-                    bar.close()
-                    _say(f"Received {signals.received}: saved a checkpoint at step {end} in "
-                         f"{checkpoint.checkpoint_dir(workdir)}; rerun the same command to resume.")
-                    return state
+        while step < num_steps:
+            end = schedule.next_boundary(step)
+            state, metrics = pipeline.advance(state, step, end - step)
+            if pending is not None:
+                finish(pending)
+            pending, step = (step, end, metrics), end
+            stop = signals.stop_requested(end)
+            due = schedule.due(end)
+            if stop or due - {"log"}:
+                finish(pending)  # the state is known good before anything is written from it
+                pending = None
+                if "grid" in due:
+                    with write_errors(manager, f"the sample grid of step {end} to "
+                                               f"{writers.samples_dir}"):
+                        writers.grid(end, grids.image(state), provenance(end))
+                evaluation = None
+                if "eval" in due:
+                    evaluation = evaluator(checkpoint.generator_variables(state), end)
+                    with write_errors(manager, f"the evaluation of step {end}"):
+                        writers.scalars(end, {f"eval/{k}": v for k, v in evaluation.items()})
+                    last_eval = (end, evaluation)
+                if stop or "checkpoint" in due or (evaluation and config.checkpoint.best_metric):
+                    checkpoint.save(manager, state, config, facts, metrics=evaluation)
+                    last_saved = end
+            if stop:
+                bar.close()
+                _say(f"Received {signals.received}: saved a checkpoint at step {end} in "
+                     f"{checkpoint.checkpoint_dir(workdir)}; rerun the same command to resume.")
+                return state
     finally:
         bar.close()  # an error message then starts on a line of its own
     if writers.is_main:
