@@ -118,14 +118,16 @@ KEYS: dict[str, Key] = {
                                "auto", "data_source", "tf.data"),
     "data.download": boolean(True, "with TensorFlow: download and prepare a missing TFDS set"),
 
-    "model.arch": choice("dcgan", "the model family (jaxgan.models.FAMILIES)", "dcgan", "resnet"),
+    "model.arch": choice("dcgan", "the model family (jaxgan.models.FAMILIES)", "dcgan", "resnet",
+                          "fastgan"),
     "model.latent_dim": integer(64, "size of the noise vector z", 1),
     "model.g_width": integer(32, "generator channels at the last block (DCGAN's ngf)", 1),
     "model.d_width": integer(32, "discriminator channels at the first block (DCGAN's ndf)", 1),
     "model.d_norm": choice("batch", "normalisation in D ('spectral': every D layer spectrally "
                            "normalised; the resnet family takes 'spectral' or 'none')",
                            "batch", "none", "spectral"),
-    "model.g_spectral_norm": boolean(False, "resnet: spectral norm on G's layers too (BigGAN)"),
+    "model.g_spectral_norm": boolean(False, "resnet, fastgan: spectral norm on G's layers too "
+                                       "(BigGAN, FastGAN)"),
     "model.attention_resolution": Key(0, "resnet: SAGAN self-attention in G and D at this "
                                       "feature-map size (0: none)",
                                       "0 or a power of two from 8 to 1024", _attention_ok, 12),

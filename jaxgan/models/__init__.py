@@ -3,7 +3,10 @@
 A family is one module with `build(model_config, image_shape, num_classes, axis_name)` returning
 `(generator, discriminator)` (Flax Linen modules: `generator.apply(variables, z_BZ, labels_B,
 train=...)` -> images in [-1, 1]; `discriminator.apply(variables, x_BHWC, labels_B, train=...)` ->
-logits (B,)) and raising UserError for settings it does not support. Adding a family is that
+logits (B,), or patch logits (B, P) that the losses average over) and raising UserError for
+settings it does not support. A discriminator whose class sets `reconstructs = True` (fastgan)
+also takes `quadrant_B=` on real images and then returns (logits, its self-supervised
+reconstruction loss), which the train step adds to D's loss. Adding a family is that
 module plus one line in FAMILIES. Modules are imported when a family is built, so that the config
 can be validated before JAX starts.
 """
@@ -16,6 +19,7 @@ from jaxgan.images import to_uint8
 FAMILIES = {
     "dcgan": "jaxgan.models.dcgan",
     "resnet": "jaxgan.models.resnet",
+    "fastgan": "jaxgan.models.fastgan",
 }
 
 

@@ -102,10 +102,15 @@ def discriminator_update(gan: GAN, opts: StepOptions, d_params, d_stats, d_opt, 
     p: the augmentation probability; d_index: how many D updates came before this one (for the
     lazy R1 interval and LeCam's first average); lr_scale: the learning rate's factor (lr_decay).
     `aux` holds LeCam's moving averages."""
+    reconstructs = reconstructs_reals(gan)
+
     def real_logits_fn(params, x):
-        logits, upd = gan.discriminator.apply(variables(params, d_stats), x, real_y, train=True,
-                                              mutable=["batch_stats"])
-        return logits, upd.get("batch_stats", {})
+        """(logits, (new BatchNorm statistics, self-supervised reconstruction loss or 0))."""
+        quadrant = {"quadrant_B": take(aug_3, 0)["quadrant"]} if reconstructs else {}
+        out, upd = gan.discriminator.apply(variables(params, d_stats), x, real_y, train=True,
+                                           mutable=["batch_stats"], **quadrant)
+        logits, reconstruction = out if reconstructs else (out, jnp.zeros((), jnp.float32))
+        return logits, (upd.get("batch_stats", {}), reconstruction)
 
     def loss_fn(params):
         real_seen = opts.seen(real_x, take(aug_3, 0), p)
@@ -115,14 +120,18 @@ def discriminator_update(gan: GAN, opts: StepOptions, d_params, d_stats, d_opt, 
 
             def without_r1():
                 return (jnp.zeros((), jnp.float32),) + real_logits_fn(params, real_seen)
-            r1, real_logits, stats = lax.cond(d_index % opts.r1_every == 0, with_r1, without_r1)
+            r1, real_logits, (stats, reconstruction) = lax.cond(d_index % opts.r1_every == 0,
+                                                                with_r1, without_r1)
         else:
-            real_logits, stats = real_logits_fn(params, real_seen)
+            real_logits, (stats, reconstruction) = real_logits_fn(params, real_seen)
         fake_logits, upd = gan.discriminator.apply(variables(params, stats),
                                                    opts.seen(fake, take(aug_3, 1), p), fake_y,
                                                    train=True, mutable=["batch_stats"])
         loss = losses.d_loss(opts.loss, real_logits, fake_logits)
         metrics = {"d_loss": loss, "d_real": real_logits.mean(), "d_fake": fake_logits.mean()}
+        if reconstructs:  # FastGAN's self-supervised decoders, on real images only
+            loss = loss + reconstruction
+            metrics["reconstruction"] = reconstruction
         new_aux = dict(aux)
         if opts.r1_gamma:
             # Lazy regularisation (StyleGAN2): every r1_every-th update, r1_every times the weight.
@@ -141,6 +150,11 @@ def discriminator_update(gan: GAN, opts: StepOptions, d_params, d_stats, d_opt, 
     (_, (d_stats, aux, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d_params)
     updates, d_opt = gan.d_tx.update(lax.pmean(grads, AXIS), d_opt, d_params)
     return optax.apply_updates(d_params, scaled(updates, lr_scale)), d_stats, d_opt, aux, metrics
+
+
+def reconstructs_reals(gan: GAN) -> bool:
+    """Whether D is trained to reconstruct real images too (jaxgan.models: `reconstructs`)."""
+    return getattr(gan.discriminator, "reconstructs", False)
 
 
 def generator_forward(gan: GAN, g_stats, z_BZ, y_B):
@@ -235,5 +249,8 @@ def make_train_step(gan: GAN, train_config, mesh: Mesh):
         # For the global batch, so that 1 device and N devices augment the same way.
         numbers = augment_lib.draw(augment_key, opts.augment, (n_critic, 3, batch_size),
                                    gan.image_shape[0])
+        if reconstructs_reals(gan):  # which quadrant of each real image D reconstructs
+            numbers["quadrant"] = jax.random.randint(jax.random.fold_in(augment_key, 4),
+                                                     (n_critic, 3, batch_size), 0, 4)
         return sharded(state, batch["image"], batch["label"], z, fake_labels, numbers)
     return train_step
