@@ -6,7 +6,8 @@
   python sample.py --workdir runs/digits --interpolate 3,8 --label 1,7 --frames 24 --out walk.gif
   python sample.py --workdir runs/digits --seeds 0-99 --label all --novelty --min-novelty 0.1 --outdir novel/
 
-The logic lives in `jaxgan.art` (sample_cli, sampling, export); this file only parses flags.
+The logic lives in `jaxgan.art` (sample_cli, export) and `jaxgan.sampler`; this file only parses
+flags.
 """
 import argparse
 import re

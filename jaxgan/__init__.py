@@ -7,15 +7,18 @@
 Importing jaxgan never imports TensorFlow; JAX itself is imported on first use of the API (so
 `python -m jaxgan.watermark` starts fast).
 
-Package map (imports point down; nothing imports training.loop):
+Package map, bottom to top (imports point down, tests/test_import_layers.py; nothing but this
+file imports training.loop):
+  errors.py, fileio.py, images.py, mesh.py, metric_names.py   shared by all of the below
   config.py      every config key's default and validation (no JAX)
   models/        the model families (registry by config.model.arch), layers, norms
   data/          sources: digits, folder:PATH, tfds:NAME -> Dataset (uint8 images, labels)
-  training/      state, step, pipeline (device / host / disk tiers), checkpoint, writers, loop
+  training/      state, step, pipeline (device / host / disk tiers), checkpoint (and the best
+                 checkpoint), writers; loop.py sits above the evaluation, which it runs
+  sampler.py     load_sampler / Sampler: the generator rebuilt from a checkpoint
   evaluation/    feature extractors and metrics
-  art/           sampling, export (provenance, GIFs, novelty), watermark, sample.py's logic
+  art/           apps: export (provenance, GIFs, novelty), watermark, sample.py's logic
   gallery/       people rate generated images and take blind trials (python -m jaxgan.gallery)
-  images.py, mesh.py, errors.py   shared by all of the above
 """
 import importlib
 
@@ -23,8 +26,8 @@ __version__ = "0.1.0"
 
 from jaxgan.errors import UserError
 
-_LAZY = {"train_and_evaluate": "jaxgan.training.loop", "load_sampler": "jaxgan.art.sampling",
-         "Sampler": "jaxgan.art.sampling", "evaluate": "jaxgan.evaluation"}
+_LAZY = {"train_and_evaluate": "jaxgan.training.loop", "load_sampler": "jaxgan.sampler",
+         "Sampler": "jaxgan.sampler", "evaluate": "jaxgan.evaluation"}
 __all__ = ["Sampler", "UserError", "__version__", "evaluate", "load_sampler", "train_and_evaluate"]
 
 

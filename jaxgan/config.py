@@ -15,7 +15,7 @@ from typing import Any, Callable
 import ml_collections
 
 from jaxgan.errors import UserError
-from jaxgan.evaluation.names import ALL_METRICS, EXTRACTORS
+from jaxgan.metric_names import ALL_METRICS, EXTRACTORS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ import sys
 import types
 
 from jaxgan.errors import UserError
-from jaxgan.evaluation.names import ALL_METRICS, EXTRACTORS, MAX_REAL
+from jaxgan.metric_names import ALL_METRICS, EXTRACTORS, MAX_REAL
 
 
 def evaluate(*args, **kwargs):

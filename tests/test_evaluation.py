@@ -346,16 +346,16 @@ def test_evaluate_images_with_the_classifier(digits, real_classifier, tmp_path, 
 
 
 def test_best_step_reads_the_evaluation_results(tmp_path):
-    from jaxgan.evaluation import best
+    from jaxgan.training import checkpoint
     for step, fid, acc in ((100, 30.0, 0.5), (200, 12.0, 0.7), (300, 15.0, 0.9), (400, 5.0, 0.1)):
         path = tmp_path / "eval" / f"step_{step}.json"
         path.parent.mkdir(exist_ok=True)
         path.write_text(json.dumps({"metrics": {"fd_classifier": fid, "gan_test_accuracy": acc}}))
     kept = [200, 300, 500]  # 400 (the best fd) was deleted by the retention policy
-    assert best.best_step(tmp_path, kept) == 200
-    assert best.best_step(tmp_path, kept, "gan_test_accuracy") == 300
+    assert checkpoint.best_step(tmp_path, kept) == 200
+    assert checkpoint.best_step(tmp_path, kept, "gan_test_accuracy") == 300
     with pytest.raises(UserError, match="no evaluated checkpoint"):
-        best.best_step(tmp_path, [500])
+        checkpoint.best_step(tmp_path, [500])
 
 
 def test_features_do_not_depend_on_device_count_or_padding(digits, real_classifier):

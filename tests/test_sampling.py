@@ -59,7 +59,7 @@ def test_labels_by_name_index_or_per_seed(sampler):
 
 
 def test_truncation_one_is_the_training_noise_and_below_one_is_biggans(sampler):
-    from jaxgan.art.sampling import seed_noise
+    from jaxgan.sampler import seed_noise
     seeds = jax.numpy.arange(50, dtype=jax.numpy.uint32)
     z_full = np.asarray(seed_noise(seeds, 16, 1.0))
     # 1.0: exactly N(0, 1), the noise training draws (no truncation, as StyleGAN's --trunc 1).

@@ -8,10 +8,10 @@ import numpy as np
 
 from jaxgan import data as data_lib
 from jaxgan.art import export
-from jaxgan.art.sampling import load_sampler
 from jaxgan.errors import UserError
 from jaxgan.fileio import printable
 from jaxgan.images import GRID_COLUMNS, auto_upscale, enlarge, make_grid, provenance
+from jaxgan.sampler import load_sampler
 
 DEFAULT_SEEDS = tuple(range(GRID_COLUMNS))
 

@@ -5,7 +5,7 @@ GAN-test / GAN-train, memorisation). `evaluate(workdir_or_sampler, ...) -> dict`
 JAX is imported on first use of `evaluate` etc., not by `import jaxgan.evaluation`."""
 import importlib
 
-from jaxgan.evaluation.names import ALL_METRICS
+from jaxgan.metric_names import ALL_METRICS
 
 __all__ = ["ALL_METRICS", "evaluate", "evaluate_images", "format_table"]
 

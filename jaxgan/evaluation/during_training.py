@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from jaxgan.evaluation import evaluator as evaluator_lib
+from jaxgan.sampler import Sampler
 
 
 class TrainingEvaluator:
@@ -35,7 +36,6 @@ class TrainingEvaluator:
     def __call__(self, generator_variables, step: int) -> dict:
         """The metrics of the generator with these variables, flat {name: float}, and the
         result JSON written to <workdir>/eval/step_<step>.json."""
-        from jaxgan.art.sampling import Sampler
         if self._real is None:
             self._real, _ = evaluator_lib.load_real(self.config.data, evaluator_lib.MAX_REAL,
                                                     self.seed)

@@ -17,12 +17,14 @@ import time
 
 import numpy as np
 
+from jaxgan import data as data_lib
 from jaxgan.errors import UserError
 from jaxgan.evaluation import metrics as metrics_lib
 from jaxgan.evaluation.weights import (FID_WEIGHTS_SHA256_PREFIX, cache_dir,
                                        cached_weights_available)
+from jaxgan.metric_names import ALL_METRICS, CONDITIONAL_METRICS, EXTRACTORS, MAX_REAL  # noqa: F401
+from jaxgan.sampler import load_sampler
 
-from jaxgan.evaluation.names import ALL_METRICS, CONDITIONAL_METRICS, EXTRACTORS, MAX_REAL  # noqa: F401
 MEMORISATION_PAIRS = 8       # closest (generated, real) pairs shown in the PNG
 GENERATE_CHUNK = 1000
 
@@ -295,8 +297,7 @@ def generate(sampler, num: int, seed: int = 0, truncation: float = 1.0,
 def load_real(data_config, max_images: int = MAX_REAL, seed: int = 0) -> tuple[ImageSet, dict]:
     """The training images of `data_config` (all, or `max_images` of them chosen by `seed`) and
     the key that identifies them for caching."""
-    from jaxgan.evaluation.data_access import load_dataset
-    dataset = load_dataset(data_config)
+    dataset = data_lib.load(data_config)
     try:
         n = len(dataset.labels)
         index = np.arange(n)
@@ -353,7 +354,6 @@ def evaluate(workdir_or_sampler, step=None, num: int = 10_000, metrics=ALL_METRI
     With a sampler, `workdir` says where the classifier is cached and the files go; `real`
     (from `load_real`) saves reloading the training images on every call.
     """
-    from jaxgan.evaluation.data_access import load_sampler
     if num < 2:
         raise UserError(f"--num must be at least 2, got {num}")
     workdir = os.path.abspath(os.fspath(workdir)) if workdir else None

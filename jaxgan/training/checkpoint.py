@@ -7,11 +7,15 @@ Each checkpoint holds four items:
   data       the data facts (class names, image shape, number of classes), the checkpoint
              format version and the jaxgan version that wrote it
 so a workdir alone is enough to rebuild the generator and sample from it.
+
+The best checkpoint by an evaluation metric (`best_step`, from `<workdir>/eval/step_N.json`) is
+chosen here too: the manager keeps it (`best_metric`) and sampling loads it (step="best").
 """
 from __future__ import annotations
 
 import errno
 import functools
+import glob
 import json
 import logging
 import os
@@ -84,7 +88,6 @@ def make_manager(workdir, keep: int = 3, read_only: bool = False,
         options = ocp.CheckpointManagerOptions(read_only=True, create=False,
                                                save_interval_steps=0, max_to_keep=None)
     elif best_metric:
-        from jaxgan.evaluation.best import lower_is_better
         policies = ocp.checkpoint_managers
         options = ocp.CheckpointManagerOptions(create=True, cleanup_tmp_directories=True,
                                                preservation_policy=(
@@ -291,3 +294,43 @@ def tree_differences(saved_tree, new_tree) -> list[str]:
     saved, new = shapes(saved_tree), shapes(new_tree)
     return [f"{path}: {saved.get(path, 'absent')} -> {new.get(path, 'absent')}"
             for path in sorted(saved.keys() | new.keys()) if saved.get(path) != new.get(path)]
+
+
+# The best checkpoint. Distances, shares of copies and the two-sample test's accuracy (0.5 =
+# indistinguishable): lower is better; every other metric (accuracies, IS, precision, recall,
+# density, coverage): higher.
+LOWER_IS_BETTER = re.compile(r"^(fid|fd_|kid|kd_|intra_fid|intra_fd|memorisation|c2st)")
+DEFAULT_METRICS = ("fid", "fd_classifier")
+
+
+def lower_is_better(metric: str) -> bool:
+    return bool(LOWER_IS_BETTER.match(metric))
+
+
+def evaluated_steps(workdir) -> dict[int, dict]:
+    """{step: metrics} of every evaluation result in the workdir (`<workdir>/eval/step_N.json`)."""
+    results = {}
+    for path in glob.glob(os.path.join(os.fspath(workdir), "eval", "step_*.json")):
+        match = re.search(r"step_(\d+)\.json$", path)
+        try:
+            with open(path) as f:
+                results[int(match.group(1))] = json.load(f)["metrics"]
+        except (OSError, ValueError, KeyError):
+            continue  # a damaged result file names no best step
+    return results
+
+
+def best_step(workdir, available_steps, metric: str | None = None) -> int:
+    """The step among `available_steps` (the checkpoints kept) with the best `metric` (default:
+    fid, else fd_classifier) in its evaluation result."""
+    results = {s: m for s, m in evaluated_steps(workdir).items() if s in set(available_steps)}
+    if metric is None:
+        metric = next((m for m in DEFAULT_METRICS if any(m in r for r in results.values())), None)
+    scored = {s: r[metric] for s, r in results.items() if metric is not None and metric in r}
+    if not scored:
+        raise UserError(f"no evaluated checkpoint in {workdir} to pick the best from (kept steps: "
+                        f"{', '.join(map(str, sorted(available_steps)))}); run "
+                        f"python -m jaxgan.evaluate --workdir {workdir} --step N, or train with "
+                        "eval.every_steps > 0")
+    pick = min if lower_is_better(metric) else max
+    return pick(scored, key=lambda s: (scored[s], -s) if pick is min else (scored[s], s))

@@ -1,4 +1,5 @@
-"""Metric and extractor names (no JAX: the command line's --help stays instant)."""
+"""Metric and extractor names (no JAX: config validation and the command line's --help stay
+instant). Below config.py, which validates `eval.metrics` and `eval.extractor` against them."""
 
 ALL_METRICS = ("fid", "kid", "is", "pr", "intra_fid", "gan_test", "gan_train", "memorisation",
                "c2st")
