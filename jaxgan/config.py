@@ -53,7 +53,7 @@ def number(default, help, low=0.0, high=None, low_open=False, high_open=False):
 
 
 # The adversarial losses jaxgan.training.losses implements (named here, where the schema lives).
-LOSSES = ("non_saturating", "hinge")
+LOSSES = ("non_saturating", "hinge", "rpgan")
 
 
 def choice(default, help, *values, bad="nonsense"):
@@ -166,7 +166,25 @@ KEYS: dict[str, Key] = {
     "train.r1_gamma": number(0.0, "R1 penalty weight (gamma/2 * |grad_x D(real)|^2; 0: off)"),
     "train.r1_every": integer(16, "lazy R1: penalise every this many D updates (scaled up by "
                               "it, as StyleGAN2)", 1),
+    "train.r2_gamma": number(0.0, "R2 penalty weight (gamma/2 * |grad_x D(fake)|^2, R3GAN; 0: "
+                             "off; on r1_every's interval)"),
     "train.lecam": number(0.0, "LeCam regulariser weight (Tseng et al. 2021; 0: off)"),
+    "train.schedule_kimg": number(0.0, "R3GAN's cosine schedules: over this many thousand images "
+                                  "the learning rates, Adam beta2, r1/r2 gammas, EMA half-life "
+                                  "and augment_p go from their start to their final_* values "
+                                  "(0: constant)"),
+    "train.final_lr_scale": number(1.0, "with schedule_kimg: the final learning rates, as a "
+                                   "multiple of g_lr and d_lr"),
+    "train.final_gamma_scale": number(1.0, "with schedule_kimg: the final r1_gamma and r2_gamma, "
+                                      "as a multiple of theirs"),
+    "train.final_b2": Key(-1.0, "with schedule_kimg: the final Adam beta2 (-1: train.b2 "
+                          "throughout)", "-1 or a number >= 0 and < 1",
+                          lambda v: _is_number(v) and (v == -1 or 0 <= v < 1), 1.0),
+    "train.final_augment_p": Key(-1.0, "with schedule_kimg: the final augment_p (-1: augment_p "
+                                 "throughout)", "-1 or a number >= 0 and <= 1",
+                                 lambda v: _is_number(v) and (v == -1 or 0 <= v <= 1), 2.0),
+    "train.ema_kimg": number(0.0, "half-life of G's EMA in thousands of images (R3GAN; with "
+                             "schedule_kimg it grows from 0 to this); 0: train.ema_decay"),
     "train.steps_per_call": integer(1, "steps per dispatch: 1 on CPUs, 10-100 on GPUs/TPUs", 1),
     "train.log_every_steps": integer(100, "metrics line every this many steps", 1),
     "train.sample_every_steps": integer(500, "sample grid PNG every this many steps", 1),
@@ -250,11 +268,27 @@ def resolve(config) -> ml_collections.ConfigDict:
         for section in sections:
             node = node[section]
         node[name] = float(value) if isinstance(node[name], float) else value
+    _check_schedules(resolved.train)
     if resolved.checkpoint.best_metric and not resolved.eval.every_steps:
         raise UserError(f"checkpoint.best_metric={resolved.checkpoint.best_metric!r} needs "
                         "evaluations: set eval.every_steps > 0")
     resolved.lock()
     return resolved
+
+
+def _check_schedules(train) -> None:
+    finals = {"final_lr_scale": 1.0, "final_gamma_scale": 1.0, "final_b2": -1.0,
+              "final_augment_p": -1.0}
+    for name, inert in finals.items():
+        if train[name] != inert and not train.schedule_kimg:
+            raise UserError(f"train.{name}={train[name]!r} is where a schedule ends: set "
+                            "train.schedule_kimg > 0 too")
+    if train.schedule_kimg and train.lr_decay and train.final_lr_scale != 1.0:
+        raise UserError("train.lr_decay and train.final_lr_scale both schedule the learning "
+                        "rates: set one")
+    if train.final_augment_p != -1.0 and train.ada_target:
+        raise UserError("train.final_augment_p schedules augment_p and train.ada_target adapts "
+                        "it: set one")
 
 
 def check_for_devices(config, num_devices: int) -> None:

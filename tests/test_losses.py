@@ -66,3 +66,13 @@ def test_lecam_hand_computed():
     np.testing.assert_allclose(losses.lecam_update(5.0, 6.0, 1.0, 2.0, first=True), (1.0, 2.0))
     ema_real, ema_fake = losses.lecam_update(5.0, 6.0, 1.0, 2.0, first=False)
     assert np.isclose(float(ema_real), 0.99 * 5 + 0.01) and np.isclose(float(ema_fake), 0.99 * 6 + 0.02)
+
+
+def test_relativistic_pairing_losses_hand_computed():
+    # Pairs (2, 0.5) and (-1, -3): D's margins 1.5 and 2; G's are their negatives.
+    expected_d = (softplus(-1.5) + softplus(-2.0)) / 2
+    expected_g = (softplus(1.5) + softplus(2.0)) / 2
+    assert float(losses.d_loss("rpgan", REAL, FAKE)) == pytest.approx(expected_d, rel=1e-6)
+    assert float(losses.g_loss("rpgan", FAKE, REAL)) == pytest.approx(expected_g, rel=1e-6)
+    # Pairing, not all-pairs: swapping the fakes' order changes the loss.
+    assert float(losses.d_loss("rpgan", REAL, FAKE[::-1])) != pytest.approx(expected_d)

@@ -4,6 +4,9 @@ Non-saturating (Goodfellow et al. 2014, the PyTorch DCGAN example's BCE written 
   D minimises softplus(-D(x)) + softplus(D(G(z)));  G minimises softplus(-D(G(z))).
 Hinge (Lim & Ye 2017; SNGAN, BigGAN):
   D minimises relu(1 - D(x)) + relu(1 + D(G(z)));   G minimises -D(G(z)).
+Relativistic pairing, "rpgan" (Jolicoeur-Martineau 2019; R3GAN, Huang et al. 2024, as its
+R3GAN/Trainer.py): real image i and fake image i of a batch are a pair,
+  D minimises softplus(-(D(x_i) - D(G(z_i))));       G minimises softplus(-(D(G(z_i)) - D(x_i))).
 Each function returns the mean over the (local) batch.
 """
 import jax
@@ -19,13 +22,18 @@ def check_loss(kind: str) -> None:
 
 def d_loss(kind: str, real_logits, fake_logits):
     check_loss(kind)
+    if kind == "rpgan":
+        return jnp.mean(jax.nn.softplus(-(real_logits - fake_logits)))
     if kind == "hinge":
         return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
     return jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
 
 
-def g_loss(kind: str, fake_logits):
+def g_loss(kind: str, fake_logits, real_logits=None):
+    """`real_logits`: D on this batch's real images, which only the relativistic loss uses."""
     check_loss(kind)
+    if kind == "rpgan":
+        return jnp.mean(jax.nn.softplus(-(fake_logits - real_logits)))
     if kind == "hinge":
         return -jnp.mean(fake_logits)
     return jnp.mean(jax.nn.softplus(-fake_logits))
@@ -43,7 +51,8 @@ def mode_seeking(fake_BHWC, z_BZ, eps: float = 1e-5):
 
 
 def r1_penalty(logit_fn, x_BHWC):
-    """R1 (Mescheder et al. 2018): the mean over the batch of |grad_x D(x)|^2 on real images.
+    """R1 (Mescheder et al. 2018): the mean over the batch of |grad_x D(x)|^2 on real images;
+    the same on fake images is R2 (R3GAN's ZeroCenteredGradientPenalty is either, per image).
 
     `logit_fn(x) -> (logits (B,), aux)`; returns (penalty, logits, aux), so that D's forward pass
     on the real batch is shared with the adversarial loss. (A per-image gradient because each
@@ -72,3 +81,4 @@ def lecam(real_logits, fake_logits, ema_real, ema_fake):
     mean(relu(D(x) - ema_fake)^2) + mean(relu(ema_real - D(G(z)))^2)."""
     return (jnp.mean(jnp.square(jax.nn.relu(real_logits - ema_fake)))
             + jnp.mean(jnp.square(jax.nn.relu(ema_real - fake_logits))))
+

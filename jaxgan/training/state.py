@@ -11,6 +11,7 @@ import optax
 
 from jaxgan.mesh import AXIS
 from jaxgan.models import build_models
+from jaxgan.training import schedules
 
 
 def compile_to_run_once(function, *args):
@@ -116,6 +117,15 @@ def aux_init(train_config) -> dict:
 
 def make_optimizers(train_config):
     """One Adam per network (optax), learning rates and betas from the config."""
-    def adam(lr):
-        return optax.adam(lr, b1=train_config.b1, b2=train_config.b2)
-    return adam(train_config.g_lr), adam(train_config.d_lr)
+    def adam(lr, updates_per_step):
+        if not (train_config.schedule_kimg and train_config.final_b2 != -1.0):
+            return optax.adam(lr, b1=train_config.b1, b2=train_config.b2)
+
+        def b2(count):  # Adam's own update count -> the images trained on before this update
+            images = (count // updates_per_step).astype(jnp.float32) * train_config.batch_size
+            return schedules.cosine_ramp(images, 1000.0 * train_config.schedule_kimg,
+                                         train_config.b2, train_config.final_b2)
+        # A scheduled beta2 (R3GAN) is optax's injected hyper-parameter; only such configs have
+        # its state, so every other checkpoint keeps its tree.
+        return optax.inject_hyperparams(optax.adam)(lr, b1=train_config.b1, b2=b2)
+    return adam(train_config.g_lr, 1), adam(train_config.d_lr, train_config.n_critic)
