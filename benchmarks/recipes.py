@@ -52,6 +52,9 @@ RUNS = {
         "resnet (art.py with ADA)": ("configs/art.py", {"train.augment_p": 0.0,
                                                     "train.ada_target": 0.6,
                                                     "train.ada_kimg": 10.0}),
+        # At 32 px, a laptop's size: DCGAN against FastGAN at the same resolution.
+        "dcgan (folder.py at 32 px)": ("configs/folder.py", {"data.resolution": 32}),
+        "fastgan (fastgan_cpu.py)": ("configs/fastgan_cpu.py", {}),
     },
 }
 
@@ -118,7 +121,7 @@ def main(argv=None):
             workdir = out / "runs" / dataset / "".join(c if c.isalnum() else "_" for c in name)
             run = train_for(config, {"data.source": source, **overrides}, workdir, args.budget)
             evaluation = evaluate(str(workdir), num=args.num, extractor="classifier",
-                                  metrics=("fid", "pr", "gan_test", "memorisation"))
+                                  metrics=("fid", "pr", "gan_test", "memorisation", "c2st"))
             results[f"{dataset}: {name}"] = {**run, **evaluation["metrics"]}
             print(json.dumps({f"{dataset}: {name}": results[f"{dataset}: {name}"]}), flush=True)
     names = sorted({k for r in results.values() for k, v in r.items()
