@@ -1,21 +1,17 @@
 """The fastgan family (Liu et al. 2021): the official sizes, SLE, noise, self-supervised
-reconstruction, and the promises every family keeps (1 = 8 devices, exact resume, sampling)."""
+reconstruction, exact resume and sampling (1 = 8 devices: tests/test_families.py)."""
 import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec as P
 from conftest import load_config, tiny_config
 from helpers import assert_identical, resume_from_copy, run_unoptimised, saved_state
 
 import jaxgan
 from jaxgan.errors import UserError
-from jaxgan.mesh import make_mesh
 from jaxgan.models import build_models, fastgan
-from jaxgan.training.state import GAN
-from jaxgan.training.step import make_train_step
 
 TINY = {"model.arch": "fastgan", "model.d_norm": "spectral", "model.g_spectral_norm": True,
         "train.loss": "hinge", "data.resolution": 32, "train.augment": "color,translation"}
@@ -173,50 +169,6 @@ def test_unsupported_settings_are_one_line_errors(overrides, message):
     resolution = config.data.resolution
     with pytest.raises(UserError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         build_models(config.model, (resolution, resolution, 1), 0)
-
-
-def one_step(config, devices, fresh_state, batch_np):
-    mesh = make_mesh(devices)
-    gan = GAN.build(config, (32, 32, 1), 10)
-    state = jax.device_put(fresh_state, NamedSharding(mesh, P()))
-    batch = jax.device_put(batch_np, NamedSharding(mesh, P("data")))
-    new_state, metrics = jax.jit(make_train_step(gan, config.train, mesh))(
-        state, batch, jax.random.key(3))
-    return jax.device_get(new_state), jax.device_get(metrics)
-
-
-def test_eight_devices_equal_one_device():
-    # D's reconstruction with its random quadrants, G's noise, both spectral norms, DiffAugment.
-    config = tiny_config(**{**TINY, "model.g_width": 8, "model.d_width": 8})
-    fresh_state = GAN.build(config, (32, 32, 1), 10).create_state(jax.random.key(0))
-    rng = np.random.default_rng(0)
-    batch = {"image": rng.uniform(-1, 1, (16, 32, 32, 1)).astype(np.float32),
-             "label": rng.integers(0, 10, 16).astype(np.int32)}
-    (one, one_metrics), (eight, eight_metrics) = (
-        one_step(config, devices, fresh_state, batch) for devices in (jax.devices()[:1],
-                                                                       jax.devices()))
-    assert len(jax.devices()) == 8 and "reconstruction" in one_metrics
-    lr = max(config.train.g_lr, config.train.d_lr)
-    for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(one)[0], jax.tree.leaves(eight)):
-        name = jax.tree_util.keystr(path)
-        if name.startswith((".g_params", ".ema_params", ".d_params")):
-            # Adam's first step is lr * g / |g|: a weight whose gradient is zero up to rounding
-            # moves by up to lr either way (measured: 1 of 65,536 in G's first kernel, 3.6e-5
-            # apart). Its moments, the averaged gradients, are held to 1e-5 below (3e-3 apart
-            # before BatchNorm's variance was two-pass: fastgan.exact_batch_norm).
-            far = ~np.isclose(a, b, rtol=1e-5, atol=1e-6)
-            assert far.mean() <= 1e-3 and np.all(np.abs(a - b)[far] <= 2 * lr * 1.001), name
-        elif name.startswith(".g_opt_state") and jax.__version_info__ < (0, 8):
-            # jax 0.7.2's XLA rounds G's gradients differently between the two programs: its
-            # moments 1 vs 8 devices were up to 2.0e-3 of a leaf's scale apart (the noise
-            # weights, one number each; the kernels up to 7.4e-4), optimised or not; 1e-5 on
-            # jax 0.10.2. A wrong reduction (a sum for a mean, a lost shard) is off by far more.
-            np.testing.assert_allclose(a, b, rtol=1e-5, atol=max(1e-6, 3e-3 * np.abs(b).max()),
-                                       err_msg=name)
-        else:
-            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
-    for name in one_metrics:
-        np.testing.assert_allclose(one_metrics[name], eight_metrics[name], rtol=1e-5)
 
 
 def test_trains_resumes_exactly_and_samples(tmp_path):

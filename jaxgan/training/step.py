@@ -49,6 +49,7 @@ class StepOptions:
     final_gamma_scale: float = 1.0
     final_augment_p: float = -1.0   # -1: augment_p throughout
     ema_images: float = 0.0         # > 0: G's EMA half-life in images (R3GAN), not ema_decay
+    n_critic: int = 1               # D updates per step
 
     @classmethod
     def from_config(cls, train) -> "StepOptions":
@@ -63,7 +64,8 @@ class StepOptions:
             decay_until=int(train.num_steps), schedule_images=1000.0 * train.schedule_kimg,
             final_lr_scale=float(train.final_lr_scale),
             final_gamma_scale=float(train.final_gamma_scale),
-            final_augment_p=float(train.final_augment_p), ema_images=1000.0 * train.ema_kimg)
+            final_augment_p=float(train.final_augment_p), ema_images=1000.0 * train.ema_kimg,
+            n_critic=int(train.n_critic))
 
     @property
     def adaptive(self) -> bool:
@@ -190,7 +192,15 @@ def discriminator_update(gan: GAN, opts: StepOptions, d_params, d_stats, d_opt, 
         return r1, r2, real_logits, fake_logits, stats, reconstruction
 
     def loss_fn(params):
-        now = d_index % opts.r1_every == 0
+        now = True if opts.r1_every == 1 else d_index % opts.r1_every == 0
+        weight = 1.0
+        if opts.n_critic > 1 and now is not True:
+            # Several D updates in one program, each with its own lax.cond holding BatchNorm's
+            # all-reduces: on 8 CPU devices the program gave a different result run to run
+            # (n_critic 2 + R1, jax 0.10.2), as two conditionals did below. So with several
+            # updates the penalties are computed on every update and weighted 0 when not due:
+            # the same mathematics, without the lazy interval's saving.
+            weight, now = jnp.asarray(now, jnp.float32), True
         if opts.r2_gamma:
             # One conditional for both penalties: with two, each holding BatchNorm's all-reduces,
             # 8 CPU devices gave a different result run to run (R1 + R2 + translation, jax 0.10.2).
@@ -198,6 +208,8 @@ def discriminator_update(gan: GAN, opts: StepOptions, d_params, d_stats, d_opt, 
         else:
             outputs = forward(params, now)  # R1 alone: the program of earlier jaxgan versions
         r1, r2, real_logits, fake_logits, stats, reconstruction = outputs
+        if not isinstance(weight, float):
+            r1, r2 = r1 * weight, r2 * weight
         loss = losses.d_loss(opts.loss, real_logits, fake_logits)
         metrics = {"d_loss": loss, "d_real": real_logits.mean(), "d_fake": fake_logits.mean()}
         if reconstructs:  # FastGAN's self-supervised decoders, on real images only
