@@ -1,5 +1,6 @@
-"""Issue 34, damage that nothing noticed: flipped bits in checkpoints and non-finite states.
-Through train.py / sample.py where a user meets them; every damaged file is built here."""
+"""Issue 34, damage that nothing noticed: flipped bits in checkpoints, non-finite states, hostile
+files in the evaluator's folders. Through train.py / sample.py / python -m jaxgan.evaluate where
+a user meets them; every damaged file is built here."""
 import logging
 import os
 import shutil
@@ -143,4 +144,114 @@ def test_a_digest_of_another_scheme_is_not_taken_for_damage(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert jaxgan.load_sampler(workdir).step == 0
     assert "(step 0) carries no digest this jaxgan can check (written by jaxgan " in caplog.text
+
+
+# ----------------------------------------------------------------------------- 2, 7. image files
+
+
+def sparse_png(path, width, height):
+    """A 1-bit PNG of zeros, built row by row: ~100 KB on disk for 30000x30000 (a decompression
+    bomb), never held whole in memory here."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    row = b"\0" * (1 + (width + 7) // 8)  # filter byte 0, then the packed bits
+    compressor = zlib.compressobj(9)
+    body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                     + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+def generated_png(path, seed, side=16):
+    from PIL import Image
+    pixels = np.random.default_rng(seed).integers(0, 256, (side, side), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+@pytest.fixture
+def hostile_folder(tmp_path):
+    """Four generated 16x16 images and three files no reader may choke on."""
+    folder_path = tmp_path / "fake"
+    folder_path.mkdir()
+    for i in range(4):
+        generated_png(folder_path / f"seed{i:04d}.png", i)
+    sparse_png(folder_path / "bomb.png", 30000, 30000)      # Pillow's decompression-bomb error
+    sparse_png(folder_path / "large.png", 9000, 9000)       # under Pillow's, over jaxgan's limit
+    (folder_path / "notes.png").write_text("not an image, named .png\n" * 10)
+    return folder_path
+
+
+HOSTILE_REASONS = {
+    "bomb.png": "too large (Pillow's decompression-bomb limit): Image size (900000000 pixels) "
+                "exceeds limit of 178956970 pixels, could be decompression bomb DOS attack.",
+    "large.png": "too large: 9000x9000 pixels, more than data.max_image_pixels=67,108,864",
+    "notes.png": "not an image",
+}
+
+
+def test_every_folder_reader_skips_hostile_files_with_the_same_reasons(hostile_folder, caplog):
+    from jaxgan.data import folder
+    from jaxgan.evaluation import folders
+    training = folder.load_folder(str(hostile_folder), 16, 1, num_workers=2)  # training, gallery
+    assert len(training.images) == 4
+    assert {os.path.basename(p): why for p, why in training.skipped} == HOSTILE_REASONS
+    with caplog.at_level(logging.WARNING):
+        fake = folders.read_image_folder(str(hostile_folder))  # python -m jaxgan.evaluate --fake
+    assert fake.images.shape == (4, 16, 16, 1) and fake.labels is None
+    assert fake.description.endswith("4 images at 16x16x1 (3 files skipped)")
+    for name, reason in HOSTILE_REASONS.items():
+        assert f"{hostile_folder / name} ({reason})" in caplog.text
+    np.testing.assert_array_equal(fake.images, training.images)
+
+
+def test_the_watermark_tool_refuses_hostile_files_in_one_line_with_the_same_reasons(hostile_folder):
+    for name, reason in HOSTILE_REASONS.items():
+        result = subprocess.run([sys.executable, "-m", "jaxgan.watermark", "detect", name],
+                                cwd=hostile_folder, capture_output=True, text=True, timeout=120,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert result.returncode == 2
+        expected = reason.replace("data.max_image_pixels", "this tool's MAX_PIXELS")
+        assert result.stderr.splitlines() == [f"error: cannot read {name}: {expected}"]
+
+
+def evaluate_cli(capsys, *args):
+    import importlib
+    code = importlib.import_module("jaxgan.evaluate").main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_evaluate_fake_with_images_beside_class_subfolders_says_what_is_wrong(tmp_path, capsys):
+    fake = tmp_path / "fake"
+    (fake / "cats").mkdir(parents=True)
+    (fake / "dogs").mkdir()
+    (fake / "dogs" / "README.txt").write_text("the dogs come later\n")
+    for i in range(3):
+        generated_png(fake / f"seed{i:04d}.png", i)
+    (fake / "notes.txt").write_text("a note beside the images is no image\n")
+    code, out, err = evaluate_cli(capsys, "--fake", fake, "--real", "digits")
+    assert code == 1 and out == ""
+    assert err.splitlines() == [
+        f"error: {fake} holds 3 images at its top level (e.g. seed0000.png) and 2 subfolders "
+        "(cats, dogs) holding no usable image: give either images directly in the folder or one "
+        "subfolder per class, not both"]
+    generated_png(fake / "cats" / "a.png", 7)  # the subfolders hold images too: still refused
+    code, out, err = evaluate_cli(capsys, "--fake", fake, "--real", "digits")
+    assert code == 1 and "2 subfolders (cats, dogs) holding images: give either" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_evaluate_fake_with_nothing_usable_lists_why(tmp_path, capsys):
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "notes.png").write_text("not an image, named .png\n")
+    code, _, err = evaluate_cli(capsys, "--fake", fake, "--real", "digits")
+    assert code == 1
+    assert err.splitlines() == [f"error: no usable images in {fake}. Skipped 1 file or folder: "
+                                f"{fake}/notes.png (not an image)."]
 
