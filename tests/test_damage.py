@@ -1,6 +1,6 @@
 """Issue 34, damage that nothing noticed: flipped bits in checkpoints, non-finite states, hostile
-files in the evaluator's folders. Through train.py / sample.py / python -m jaxgan.evaluate where
-a user meets them; every damaged file is built here."""
+files in the evaluator's folders, forged reference statistics. Through train.py / sample.py /
+python -m jaxgan.evaluate where a user meets them; every damaged file is built here."""
 import logging
 import os
 import shutil
@@ -254,4 +254,60 @@ def test_evaluate_fake_with_nothing_usable_lists_why(tmp_path, capsys):
     assert code == 1
     assert err.splitlines() == [f"error: no usable images in {fake}. Skipped 1 file or folder: "
                                 f"{fake}/notes.png (not an image)."]
+
+
+# ----------------------------------------------------------------------------- 4. --reference
+
+
+def npz_with_headers(path, arrays):
+    """An .npz whose members are (header dict, body bytes): headers may declare any shape."""
+    import io
+    import zipfile
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, (header, body) in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array_header_1_0(buffer, header)
+            archive.writestr(f"{name}.npy", buffer.getvalue() + body)
+    return path
+
+
+def f8(*shape):
+    return {"descr": "<f8", "fortran_order": False, "shape": shape}
+
+
+@pytest.mark.parametrize("arrays, needle", [
+    # 298 GiB declared (a 200,000-feature sigma), 16 bytes held: refused from the header alone.
+    ({"mu": (f8(200_000), b"\0" * 8), "sigma": (f8(200_000, 200_000), b"\0" * 8)},
+     "mu and sigma declare 200,000 features, more than any feature space here (8,192)"),
+    # A size that fits, with less data than the header declares.
+    ({"mu": (f8(2048), b"\0" * 16), "sigma": (f8(2048, 2048), b"\0" * 16)},
+     "is not an .npz with 'mu' and 'sigma' (mu.npy: its header declares (2048,) float64 "
+     "(16,384 bytes) but it holds 16)"),
+    ({"mu": (f8(3), b"\0" * 24), "sigma": (f8(4, 4), b"\0" * 128)},
+     "mu (3,) and sigma (4, 4) do not match"),
+    ({"mu": ({"descr": "|O", "fortran_order": False, "shape": (2,)}, b"\0" * 16),
+      "sigma": (f8(2, 2), b"\0" * 32)}, "(mu.npy: dtype object is not numeric)"),
+    ({"mu": (f8(2), np.array([0.0, np.nan]).tobytes()), "sigma": (f8(2, 2), np.eye(2).tobytes())},
+     "mu holds NaN or infinity"),
+    ({"mu": (f8(2), b"\0" * 16), "sigma": (f8(2, 2), np.array([1, 0, 0, np.inf]).tobytes())},
+     "sigma holds NaN or infinity"),
+])
+def test_forged_or_non_finite_reference_statistics_are_one_line(tmp_path, capsys, arrays, needle):
+    reference = npz_with_headers(tmp_path / "stats.npz", arrays)
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    for i in range(2):
+        generated_png(fake / f"{i}.png", i)
+    code, out, err = evaluate_cli(capsys, "--fake", fake, "--reference", reference)
+    assert code == 1 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: {reference}") and needle in err, err
+
+
+def test_reference_statistics_that_are_sound_are_read_exactly(tmp_path):
+    from jaxgan.evaluation.evaluator import load_reference
+    mu, sigma = np.arange(3.0), np.asfortranarray(np.arange(9.0).reshape(3, 3))
+    np.savez_compressed(tmp_path / "stats.npz", mu=mu.astype(np.float32), sigma=sigma)
+    got_mu, got_sigma = load_reference(str(tmp_path / "stats.npz"))
+    np.testing.assert_array_equal(got_mu, mu)
+    np.testing.assert_array_equal(got_sigma, sigma)
 
