@@ -1,6 +1,6 @@
 """Issue 34, damage that nothing noticed: flipped bits in checkpoints, non-finite states, hostile
-files in the evaluator's folders, forged reference statistics. Through train.py / sample.py /
-python -m jaxgan.evaluate where a user meets them; every damaged file is built here."""
+files in the evaluator's folders, forged reference statistics, sizes that cannot fit. Through train.py / sample.py / python -m jaxgan.evaluate where a user meets
+them; every damaged file is built here."""
 import logging
 import os
 import shutil
@@ -310,4 +310,69 @@ def test_reference_statistics_that_are_sound_are_read_exactly(tmp_path):
     got_mu, got_sigma = load_reference(str(tmp_path / "stats.npz"))
     np.testing.assert_array_equal(got_mu, mu)
     np.testing.assert_array_equal(got_sigma, sigma)
+
+
+# ----------------------------------------------------------------------------- 3. memory
+
+
+def test_a_batch_that_cannot_fit_is_one_line_before_anything_is_written(tmp_path):
+    # 2 devices (the test processes'), 16x16x1 digits: a real and a generated batch in float32
+    # alone take 2 * 4 * 256 bytes an image; this batch asks for more than the machine's memory.
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    batch = (physical // (2 * 4 * 16 * 16) // 4 + 1) * 4
+    result = train_py(tmp_path / "run", **{"train.batch_size": batch})
+    assert result.returncode == 1
+    [line] = error_lines(result.stderr)
+    assert line.startswith(f"error: train.batch_size={batch} cannot fit: {batch // 2:,} images per "
+                           "device of 16x16x1 need at least "), line
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_width_that_cannot_fit_any_device_is_refused_by_the_config():
+    with pytest.raises(jaxgan.UserError, match=r"^config key model.g_width=100000 is not allowed: "
+                                               r"it must be an integer >= 1 and <= 65536$"):
+        jaxgan.config.resolve(tiny_config(**{"model.g_width": 100_000}))
+
+
+def test_a_model_whose_state_cannot_fit_a_device_is_refused_before_anything_is_written(
+        tmp_path, monkeypatch):
+    from jaxgan import mesh as mesh_lib
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    # The tiny model's state is ~0.4 MB: a device of 64 KB holds its batches but not its state.
+    monkeypatch.setattr(mesh_lib, "device_memory_bytes", lambda mesh: 64 << 10)
+    with pytest.raises(jaxgan.UserError, match=r"^model.g_width=8 cannot fit: the training state "
+                                               r"\(parameters, Adam moments, EMA\) is 0.\d MiB and "
+                                               r"a device has 0.1 MiB; lower model.g_width / "
+                                               r"model.d_width$"):
+        jaxgan.train_and_evaluate(tiny_config(), workdir)
+    assert os.listdir(workdir) == []  # no .lock, no checkpoints/, no tensorboard/
+
+
+def out_of_memory(*args, **kwargs):
+    raise jax.errors.JaxRuntimeError(
+        "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 6.10GiB.\n"
+        "BufferAssignment OOM Debugging.\n" + "allocation details\n" * 50)
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_out_of_memory_in_the_loop_is_one_line_and_leaves_nothing_behind(tmp_path, monkeypatch,
+                                                                         existing):
+    from jaxgan.training.pipeline import Pipeline
+    workdir = tmp_path / "run"
+    if existing:
+        workdir.mkdir()
+    monkeypatch.setattr(Pipeline, "advance", out_of_memory)
+    with pytest.raises(jaxgan.UserError) as raised:
+        jaxgan.train_and_evaluate(tiny_config(), workdir)
+    message = str(raised.value)
+    assert message.startswith("out of memory during training (while trying to allocate 6.10GiB "
+                              "on CPU, 8 devices of "), message
+    assert message.endswith("; the likely key: train.batch_size=16 (2 images per device), then "
+                            "model.g_width=8 / model.d_width=8 and data.resolution=16: lower it "
+                            "and rerun")
+    assert "\n" not in message
+    # A rerun trips on nothing: no lock file, no empty checkpoints/, no TensorBoard file.
+    assert os.listdir(workdir) == [] if existing else not workdir.exists()
 
