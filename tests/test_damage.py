@@ -1,5 +1,6 @@
 """Issue 34, damage that nothing noticed: flipped bits in checkpoints, non-finite states, hostile
-files in the evaluator's folders, forged reference statistics, sizes that cannot fit. Through train.py / sample.py / python -m jaxgan.evaluate where a user meets
+files in the evaluator's folders, sizes that cannot fit, forged reference statistics, read-only
+checkpoint folders. Through train.py / sample.py / python -m jaxgan.evaluate where a user meets
 them; every damaged file is built here."""
 import logging
 import os
@@ -375,4 +376,47 @@ def test_out_of_memory_in_the_loop_is_one_line_and_leaves_nothing_behind(tmp_pat
     assert "\n" not in message
     # A rerun trips on nothing: no lock file, no empty checkpoints/, no TensorBoard file.
     assert os.listdir(workdir) == [] if existing else not workdir.exists()
+
+
+# ----------------------------------------------------------------------------- 5. saves
+
+
+def test_a_read_only_checkpoint_folder_is_found_at_the_start(tmp_path):
+    workdir = tmp_path / "run"
+    folder = workdir / "checkpoints"
+    folder.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
+                             capture_output=True).returncode == 0
+    if not mounted:
+        if os.geteuid() == 0:
+            pytest.skip("root ignores permissions and cannot mount here")
+        folder.chmod(0o555)
+    try:
+        result = train_py(workdir, **{"data.source": "folder:/no/such/folder"})
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(folder)])
+    assert result.returncode == 1
+    reason = "Read-only file system" if mounted else "Permission denied"
+    assert error_lines(result.stderr) == [
+        f"error: checkpoint folder {folder} is not writable: {reason}"], result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_saved_is_said_only_once_the_save_is_on_disk(tmp_path, monkeypatch, capsys, stop):
+    import errno
+    import orbax.checkpoint as ocp
+    from jaxgan.training.loop import StopSignals
+
+    def full_disk(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(ocp.CheckpointManager, "wait_until_finished", full_disk)
+    if stop:  # as if SIGTERM arrived during step 2
+        monkeypatch.setattr(StopSignals, "stop_requested",
+                            lambda self, step: setattr(self, "received", "SIGTERM") or step == 2)
+    with pytest.raises(jaxgan.UserError, match="^could not write a checkpoint to .*: No space "
+                                               "left on device"):
+        jaxgan.train_and_evaluate(tiny_config(), tmp_path / "run")
+    out = capsys.readouterr().out
+    assert "saved" not in out and "Done" not in out, out
 

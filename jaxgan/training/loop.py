@@ -237,6 +237,22 @@ def _size(path: str) -> int:
         return -1
 
 
+def check_checkpoints_writable(workdir: str) -> None:
+    """Refuse a `checkpoints/` that exists but cannot take a write (read-only, another owner),
+    before the data is loaded: otherwise it is found at the first save, after training."""
+    folder = checkpoint.checkpoint_dir(workdir)
+    if not os.path.isdir(folder):
+        return  # made by the first save, in the workdir just checked
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as error:
+        raise UserError(f"checkpoint folder {folder} is not writable: "
+                        f"{error.strerror or error}") from None
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """XLA's RESOURCE_EXHAUSTED (a device's allocator) or Python's MemoryError (the host)."""
     if isinstance(error, MemoryError):
@@ -261,6 +277,7 @@ def _start(config, workdir):
     device_bytes = mesh_lib.device_memory_bytes(mesh)
     config_lib.check_memory(config, mesh.size, device_bytes, mesh_lib.physical_memory_bytes())
     check_writable(workdir)  # before the data: a full disk is not found out minutes later
+    check_checkpoints_writable(workdir)
     setup = SetUp.before(workdir)
     lock = WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
     signals = StopSignals()
@@ -404,11 +421,13 @@ def _loop(config, workdir, state, step, pipeline, grids, writers, manager, facts
                     last_saved = end
             if stop:
                 bar.close()
+                checkpoint.wait(manager)  # "saved" only once it is on disk
                 _say(f"Received {signals.received}: saved a checkpoint at step {end} in "
                      f"{checkpoint.checkpoint_dir(workdir)}; rerun the same command to resume.")
                 return state
     finally:
         bar.close()  # an error message then starts on a line of its own
+    checkpoint.wait(manager)  # "Done" only once the last checkpoint is on disk
     if writers.is_main:
         _say(f"Done: step {last_saved} checkpoint in {checkpoint.checkpoint_dir(workdir)}; "
              f"sample grid {writers.last_grid}; metrics {writers.describe()}.")
