@@ -420,3 +420,16 @@ def test_saved_is_said_only_once_the_save_is_on_disk(tmp_path, monkeypatch, caps
     out = capsys.readouterr().out
     assert "saved" not in out and "Done" not in out, out
 
+
+# ----------------------------------------------------------------------------- 6. sample.py
+
+
+def test_sample_outdir_that_is_a_file_says_not_a_directory(tmp_path, capsys):
+    workdir = write_checkpoint(tmp_path / "run", ["a", "b"])
+    not_a_folder = tmp_path / "F"
+    not_a_folder.write_text("keep me")
+    status, out, err = sample(capsys, "--workdir", workdir, "--outdir", not_a_folder)
+    assert status == 1 and out == ""
+    assert err.splitlines() == [f"error: --outdir {not_a_folder} is not a directory (a file of "
+                                "that name exists): name a folder, new or existing"]
+    assert not_a_folder.read_text() == "keep me"
