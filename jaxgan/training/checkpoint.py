@@ -141,7 +141,7 @@ def save(manager: ocp.CheckpointManager, state, config, data_facts: dict,
         raise _save_error(manager, error) from None
 
 
-# The data item's key holding {item name: tree_digest} (absent in checkpoints of jaxgan <= 0.2).
+# The data item's key holding {item name: tree_digest} (absent in checkpoints written before it).
 DIGESTS = "digests"
 # How `tree_digest` is computed, its first word: a digest of another scheme (a later jaxgan's) is
 # not compared, since a difference would not mean damage.
@@ -175,8 +175,8 @@ def _summarise(tree, check_finite: bool):
     return f"{DIGEST_SCHEME}:{digest.hexdigest()}", non_finite
 
 
-# Below this many bytes of arrays a thread pool costs more than it saves (3 MB, the digits
-# default's state: ~1 ms hashed in this thread).
+# Below this many bytes of arrays a thread pool costs more than it saves (the digits default's
+# 3 MB state, both items at save on a busy 2-core machine: 16.8 ms with a pool, 11.9 ms without).
 _THREADED_DIGEST_BYTES = 16 << 20
 
 
