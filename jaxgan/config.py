@@ -95,6 +95,10 @@ def _power_of_two(v) -> bool:
     return _is_int(v) and 8 <= v <= 1024 and v & (v - 1) == 0
 
 
+# Channels and vector sizes above this cannot fit any device: one 3x3 convolution between two
+# layers this wide is 2^16 * 2^16 * 9 * 4 bytes = 144 GiB of float32 (before Adam's two moments).
+MAX_WIDTH = 2**16
+
 # Default = the digits recipe. A key added here must say what is allowed (tests/test_config.py
 # feeds every key's `bad` value through train.py and expects a one-line refusal).
 KEYS: dict[str, Key] = {
@@ -120,9 +124,11 @@ KEYS: dict[str, Key] = {
 
     "model.arch": choice("dcgan", "the model family (jaxgan.models.FAMILIES)", "dcgan", "resnet",
                           "fastgan"),
-    "model.latent_dim": integer(64, "size of the noise vector z", 1),
-    "model.g_width": integer(32, "generator channels at the last block (DCGAN's ngf)", 1),
-    "model.d_width": integer(32, "discriminator channels at the first block (DCGAN's ndf)", 1),
+    "model.latent_dim": integer(64, "size of the noise vector z", 1, MAX_WIDTH),
+    "model.g_width": integer(32, "generator channels at the last block (DCGAN's ngf)", 1,
+                             MAX_WIDTH),
+    "model.d_width": integer(32, "discriminator channels at the first block (DCGAN's ndf)",
+                             1, MAX_WIDTH),
     "model.d_norm": choice("batch", "normalisation in D ('spectral': every D layer spectrally "
                            "normalised; the resnet family takes 'spectral' or 'none')",
                            "batch", "none", "spectral"),
@@ -133,7 +139,7 @@ KEYS: dict[str, Key] = {
                                       "0 or a power of two from 8 to 1024", _attention_ok, 12),
     "model.shared_embedding_dim": integer(0, "resnet: BigGAN's shared class embedding of this "
                                           "size feeding every conditional BatchNorm (0: per-block "
-                                          "class embeddings, SNGAN)", 0),
+                                          "class embeddings, SNGAN)", 0, MAX_WIDTH),
     "model.hierarchical_latent": boolean(False, "resnet: BigGAN's hierarchical latent (z split "
                                          "across the Dense layer and the blocks)"),
     "model.dtype": choice("float32", "compute dtype ('bfloat16': mixed precision)",
@@ -310,3 +316,53 @@ def changed_keys(saved, config) -> list[str]:
     old, new = flatten(resolve(saved)), flatten(config)
     return [f"{k}: {old[k]!r} -> {new[k]!r}" for k in KEYS
             if k not in RUN_ONLY_KEYS and old.get(k) != new.get(k)]
+
+
+def check_memory(config, num_devices: int, device_bytes: int, host_bytes: int) -> None:
+    """Refuse values that cannot fit this machine whatever the model (still before anything is
+    written): lower bounds of what they need against a device's memory (`device_bytes`) and the
+    host's (`host_bytes`). The model's own size is checked once it is built (`state_fits`)."""
+    side, channels = config.data.resolution, config.data.channels
+    batch = config.train.batch_size
+    per_device = batch // num_devices
+    # A batch of real and one of generated images on each device, float32: every family holds
+    # both (and much more: activations, gradients).
+    need = 2 * per_device * side * side * channels * 4
+    if need > device_bytes:
+        largest = max(1, device_bytes // (2 * side * side * channels * 4)) * num_devices
+        raise UserError(f"train.batch_size={batch} cannot fit: {per_device:,} images per device "
+                        f"of {side}x{side}x{channels} need at least {gib(need)} (real and "
+                        f"generated, float32) and a device has {gib(device_bytes)}; lower it "
+                        f"(below {largest:,} at the very most)")
+    if config.eval.every_steps:
+        need = config.eval.num_samples * side * side * channels  # the generated images, uint8
+        if need > host_bytes:
+            raise UserError(f"eval.num_samples={config.eval.num_samples} cannot fit: its images "
+                            f"of {side}x{side}x{channels} need at least {gib(need)} and this "
+                            f"machine has {gib(host_bytes)}; lower it")
+
+
+def state_fits(config, state_bytes: int, g_bytes: int, d_bytes: int, device_bytes: int) -> None:
+    """Refuse a model whose training state (parameters, optimiser moments, EMA) alone exceeds a
+    device's memory, naming the wider network's key."""
+    if state_bytes > device_bytes:
+        key = "model.g_width" if g_bytes >= d_bytes else "model.d_width"
+        raise UserError(f"{key}={config[key.split('.')[0]][key.split('.')[1]]} cannot fit: the "
+                        f"training state (parameters, Adam moments, EMA) is {gib(state_bytes)} "
+                        f"and a device has {gib(device_bytes)}; lower model.g_width / "
+                        "model.d_width")
+
+
+def memory_hint(config, num_devices: int, evaluation: bool = False) -> str:
+    """The keys most likely to blame for running out of memory in training (or evaluation)."""
+    if evaluation:
+        return f"eval.num_samples={config.eval.num_samples}"
+    batch = config.train.batch_size
+    return (f"train.batch_size={batch} ({batch // num_devices:,} images per device), then "
+            f"model.g_width={config.model.g_width} / model.d_width={config.model.d_width} and "
+            f"data.resolution={config.data.resolution}")
+
+
+def gib(nbytes: int) -> str:
+    """Bytes as GiB (MiB below one GiB)."""
+    return f"{nbytes / 2**30:,.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:,.1f} MiB"

@@ -10,16 +10,21 @@
   read blocks forever or never ends).
 - `printable`: names (class names, paths) made safe to print: control characters and bytes that are
   not UTF-8 come back as escapes.
+- `read_npz`: arrays from an .npz checked from their .npy headers before any data is read (a
+  forged header cannot make jaxgan allocate what it declares, nor unpickle anything).
 """
 from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import stat
 import tempfile
 import unicodedata
+import zipfile
 
+import numpy as np
 from PIL import Image
 
 # Pillow's format IDs of the raster formats jaxgan reads (README "Your own data"). Not in the list,
@@ -126,3 +131,67 @@ def printable(text) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+class BadArrayFile(ValueError):
+    """An .npz that is not one, lacks an array, or whose arrays are not what they declare."""
+
+
+def read_npz(path, names, check_headers) -> dict:
+    """{name: array} for each of `names` in the .npz at `path`.
+
+    `check_headers({name: (shape, dtype)})`, from the .npy headers alone, raises to refuse the
+    arrays before any of their data is read; then each member must hold exactly the bytes its
+    header declares. Only numeric dtypes, never pickled objects. Raises BadArrayFile (or what
+    `check_headers` raises) and OSError.
+    """
+    with open_regular(path) as f:
+        try:
+            archive = zipfile.ZipFile(f)
+        except zipfile.BadZipFile:
+            raise BadArrayFile("not an .npz (zip) file") from None
+        with archive:
+            members = {}
+            for name in names:
+                try:
+                    members[name] = archive.getinfo(f"{name}.npy")
+                except KeyError:
+                    raise BadArrayFile(f"no array {name!r} in it") from None
+            headers = {name: _npy_header(archive, info) for name, info in members.items()}
+            check_headers({name: (shape, dtype) for name, (shape, _, dtype, _) in headers.items()})
+            return {name: _npy_data(archive, members[name], *headers[name]) for name in names}
+
+
+def _npy_header(archive, info):
+    """(shape, fortran order, dtype, header length) of a member, reading the header only."""
+    with archive.open(info) as member:
+        try:
+            version = np.lib.format.read_magic(member)
+            read = {(1, 0): np.lib.format.read_array_header_1_0,
+                    (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read is None:
+                raise BadArrayFile(f"{info.filename}: .npy format {version} is not read here")
+            shape, fortran, dtype = read(member)
+        except BadArrayFile:
+            raise
+        except (ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise BadArrayFile(f"{info.filename}: not an .npy array ({error})") from None
+        if dtype.hasobject or dtype.kind not in "biuf":
+            raise BadArrayFile(f"{info.filename}: dtype {dtype} is not numeric")
+        return shape, fortran, dtype, member.tell()
+
+
+def _npy_data(archive, info, shape, fortran, dtype, header_bytes):
+    nbytes = math.prod(shape) * dtype.itemsize
+    if info.file_size != header_bytes + nbytes:
+        raise BadArrayFile(f"{info.filename}: its header declares {shape} {dtype} "
+                           f"({nbytes:,} bytes) but it holds {info.file_size - header_bytes:,}")
+    with archive.open(info) as member:
+        try:
+            member.seek(header_bytes)
+            data = member.read(nbytes + 1)  # to the end: zipfile checks the CRC there
+        except zipfile.BadZipFile as error:
+            raise BadArrayFile(f"{info.filename}: damaged ({error})") from None
+    if len(data) != nbytes:
+        raise BadArrayFile(f"{info.filename}: truncated")
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")

@@ -241,6 +241,7 @@ def load_sampler(workdir, step: int | str | None = None, devices=None) -> Sample
         abstract = jax.eval_shape(lambda: generator.init(jax.random.key(0), z,
                                                          jnp.zeros(1, jnp.int32)))
         variables = checkpoint.restore_item(manager, step, "generator", abstract)
+        checkpoint.check_restored(manager, step, "generator", variables, facts)
     except UserError:
         raise
     except Exception as error:  # damaged files, or this machine (memory, I/O): one line
@@ -248,8 +249,9 @@ def load_sampler(workdir, step: int | str | None = None, devices=None) -> Sample
         what = "is damaged" if checkpoint.is_damage(error) else "cannot be read"
         raise UserError(f"checkpoint of step {step} in {checkpoint.checkpoint_dir(workdir)} {what}: "
                         f"{checkpoint.error_reason(error)}"
-                        + (f"; other steps: {', '.join(map(str, others))} (--step N)" if others
-                           else "")) from None
+                        + (f"; other steps: {', '.join(map(str, others))} (the newest: --step "
+                           f"{others[-1]})" if others else "; no other checkpoint to use")
+                        ) from None
     finally:
         manager.close()
     return Sampler(config, facts, variables, step, devices)

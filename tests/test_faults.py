@@ -219,6 +219,8 @@ def wait_after_signalling(*signals_to_send):
 def test_signals_while_the_last_save_is_awaited_are_a_first_then_a_second(tmp_path, monkeypatch):
     # The loop has returned and only the final wait for the asynchronous save is left: a first
     # signal there must not abandon it, a second must (with its name, not a bare KeyboardInterrupt).
+    # (SIGINT's handler before: Python's, or SIG_IGN in a job started in the background)
+    handler_before = signal.getsignal(signal.SIGINT)
     monkeypatch.setattr(checkpoint, "wait", wait_after_signalling(signal.SIGTERM, signal.SIGINT))
     with pytest.raises(KeyboardInterrupt, match="^a second SIGINT$"):
         jaxgan.train_and_evaluate(tiny_config(), tmp_path / "run")
@@ -226,7 +228,7 @@ def test_signals_while_the_last_save_is_awaited_are_a_first_then_a_second(tmp_pa
     state = jaxgan.train_and_evaluate(tiny_config(), tmp_path / "again")
     assert int(state.step) == 4
     assert sorted(os.listdir(tmp_path / "again" / "checkpoints")) == ["2", "4"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    assert signal.getsignal(signal.SIGINT) is handler_before  # put back
 
 
 def test_stop_signals_first_sets_a_flag_second_interrupts():

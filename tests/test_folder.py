@@ -267,19 +267,18 @@ def test_decompression_bomb_skipped(tmp_path, monkeypatch):
 
 
 def test_unreadable_file_skipped(tmp_path, monkeypatch):
-    import builtins
-
+    from jaxgan import fileio
     from jaxgan.data import folder
 
     solid((5, 5), RED).save(tmp_path / "ok.png")
     solid((5, 5), RED).save(tmp_path / "locked.png")
 
-    def fake_open(file, *args, **kwargs):  # as if chmod 000 (which root would ignore)
+    def fake_open(file):  # as if chmod 000 (which root would ignore)
         if str(file).endswith("locked.png"):
             raise PermissionError(13, "Permission denied", str(file))
-        return builtins.open(file, *args, **kwargs)
+        return fileio.open_regular(file)
 
-    monkeypatch.setattr(folder, "open", fake_open, raising=False)
+    monkeypatch.setattr(folder, "open_regular", fake_open)  # (every image file is opened so)
     result = load_folder(tmp_path, 8, 3)
     assert len(result.images) == 1
     assert result.skipped == ((str(tmp_path / "locked.png"), "unreadable: Permission denied"),)

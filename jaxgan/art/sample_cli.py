@@ -23,6 +23,9 @@ MAX_IMAGES = 10_000  # per command (seeds x classes): generated and held in memo
 
 
 def run(args):
+    if args.outdir and os.path.lexists(args.outdir) and not os.path.isdir(args.outdir):
+        raise UserError(f"--outdir {printable(args.outdir)} is not a directory (a file of that name "
+                        "exists): name a folder, new or existing")
     sampler = load_sampler(args.workdir, args.step)
     if args.interpolate:
         yield from _interpolate(sampler, args)

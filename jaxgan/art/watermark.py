@@ -74,7 +74,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import hashlib
+import os
 import sys
 from typing import Iterator
 
@@ -322,8 +324,9 @@ def detect(image: np.ndarray) -> Detection:
 
 
 # Largest image the CLI reads (width x height): its 8-bit pixels are held twice (Pillow's copy and
-# numpy's), 4 bytes per pixel at most, so ~1 GB at this limit; larger files are refused, not cut.
-MAX_PIXELS: int = 2**27
+# numpy's), 4 bytes per pixel at most, so ~0.5 GB at this limit; larger files are refused, not cut.
+# The limit of every image jaxgan reads (data.max_image_pixels' default) and writes (sample.py).
+MAX_PIXELS: int = 2**26
 _HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _ICC_SPACE = {"L": b"GRAY", "RGB": b"RGB ", "RGBA": b"RGB "}  # ICC header bytes 16-20
 
@@ -335,26 +338,18 @@ class _Refused(Exception):
 def _load(path: str, for_embedding: bool):
     """Reads an image file: (Pillow image info, uint8 array for embed/detect).
 
-    Only regular files (a FIFO would block), only raster formats (`fileio.RASTER_FORMATS`: never
-    PostScript), at most MAX_PIXELS. 16-bit and float images are scaled to 8 bits exactly as the
+    Opened as every image jaxgan reads (`jaxgan.data.folder.opened_image`): only regular files (a
+    FIFO would block), only raster formats (`fileio.RASTER_FORMATS`: never PostScript), at most
+    MAX_PIXELS. 16-bit and float images are scaled to 8 bits exactly as the
     folder loader does (so a marked image stored at 16 bits reads as marked); `embed` refuses them,
     since writing them back at 8 bits would lose their depth.
     """
-    from PIL import UnidentifiedImageError
-
-    from jaxgan import fileio
     from jaxgan.data import folder
 
-    with fileio.open_regular(path) as f:
-        try:
-            img = fileio.open_raster(f)
-        except UnidentifiedImageError:
-            raise _Refused(folder.unidentified_reason(f)) from None
-        with img:
-            width, height = img.size
-            if width * height > MAX_PIXELS:
-                raise _Refused(f"{width}x{height} pixels is more than this tool reads "
-                               f"(MAX_PIXELS={MAX_PIXELS:,})")
+    if not os.path.lexists(path):  # (the shared opener's words are for a file gone mid-load)
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+    try:
+        with folder.opened_image(path, MAX_PIXELS, limit_name="this tool's MAX_PIXELS") as img:
             if for_embedding and img.mode in _HIGH_DEPTH_MODES:
                 raise _Refused(f"a {img.mode} image ({'float' if img.mode == 'F' else 'more than 8 bits'}"
                                " per pixel) cannot be marked without losing its depth: convert it "
@@ -363,6 +358,8 @@ def _load(path: str, for_embedding: bool):
             info = dict(img.info)
             text = dict(getattr(img, "text", None) or {})
             pixels = folder.to_8bit(img)  # 'L', 'LA', 'RGB' or 'RGBA'
+    except folder.ImageRefused as refused:
+        raise _Refused(str(refused)) from None
     if pixels.mode == "LA":
         pixels = pixels.convert("RGBA")
     array = np.asarray(pixels, dtype=np.uint8)

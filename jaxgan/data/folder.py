@@ -21,7 +21,6 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import os
-import stat
 import threading
 import warnings
 
@@ -29,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from jaxgan.errors import UserError
-from jaxgan.fileio import open_raster
+from jaxgan.fileio import NotRegularFile, open_raster, open_regular
 
 # Folders that operating systems and tools leave behind (their contents are not the artist's images).
 SYSTEM_FOLDERS = frozenset({"__MACOSX", "@eaDir", "__pycache__", "$RECYCLE.BIN", "System Volume Information"})
@@ -425,34 +424,74 @@ def is_bad_content(reason: str) -> bool:
     return not reason.startswith(_CANNOT_READ)
 
 
-def _probe_file(full: str) -> str | None:
-    """None when `full` opens as an image (header only, nothing decoded), else why it is skipped."""
+class ImageRefused(Exception):
+    """A file `opened_image` will not hand on; its message is the short reason."""
+
+
+@contextlib.contextmanager
+def opened_image(full: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                 draft_side: int | None = None, limit_name: str = "data.max_image_pixels"):
+    """The one way jaxgan opens an image file a person gave it (training folders, the
+    evaluator's folders, the gallery's real images, the watermark tool): a regular file only
+    (opened so that a FIFO never blocks), one of `fileio.RASTER_FORMATS` only, its header read and
+    at most `max_pixels` pixels (`limit_name` is the setting named in the reason; with
+    `draft_side`, JPEGs count at the reduced size they will be decoded at). Yields the Pillow
+    image with its pixels not yet decoded; raises ImageRefused(reason) for anything else."""
     f, reason = _open_file(full)
     if f is None:
-        return reason
+        raise ImageRefused(reason)
     with f:
         image, reason = _open_image(f)
-        if image is not None:
-            image.close()
-        return reason
+        if image is None:
+            raise ImageRefused(reason)
+        with image:
+            if draft_side is not None:  # JPEG: decode at 1/2, 1/4 or 1/8 scale when it is enough
+                try:
+                    image.draft(None, (draft_side, draft_side))
+                except Exception as e:  # noqa: BLE001
+                    raise ImageRefused(f"truncated or corrupt: {short_error(e)}") from None
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageRefused(f"too large: {width}x{height} pixels, more than "
+                                   f"{limit_name}={max_pixels:,}")
+            yield image
+
+
+def image_header(full: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS):
+    """((width, height), mode) of an image file, or (None, reason): `opened_image`, nothing
+    decoded."""
+    try:
+        with opened_image(full, max_pixels) as image:
+            return (image.size, image.mode), None
+    except ImageRefused as refused:
+        return None, str(refused)
+
+
+def _probe_file(full: str) -> str | None:
+    """None when `full` opens as an image (header only, nothing decoded), else why it is skipped.
+    No pixel limit here: a large JPEG may decode at a reduced size (`decode_file` says)."""
+    return image_header(full, max_pixels=float("inf"))[1]
 
 
 def _open_file(full: str):
     """(open binary file, None) or (None, reason)."""
     try:
-        st = os.stat(full)
+        f = open_regular(full)
+    except NotRegularFile:
+        return None, "not a regular file"
     except FileNotFoundError:
         return None, "broken link" if os.path.islink(full) else "file vanished while loading"
     except OSError as e:
         return None, f"unreadable: {e.strerror or e}"
-    if not stat.S_ISREG(st.st_mode):
-        return None, "not a regular file"
-    if st.st_size == 0:
-        return None, "empty file"
     try:
-        return open(full, "rb"), None
+        empty = os.fstat(f.fileno()).st_size == 0
     except OSError as e:
+        f.close()
         return None, f"unreadable: {e.strerror or e}"
+    if empty:
+        f.close()
+        return None, "empty file"
+    return f, None
 
 
 def _open_image(f):
@@ -476,25 +515,12 @@ def decode_file(full: str, resolution: int, channels: int,
     Images of more than `max_pixels` pixels are refused; the decode waits for its share of
     `budget` (default: the process's) before it starts.
     """
-    f, reason = _open_file(full)
-    if f is None:
-        return None, reason
-    with f:
-        image, reason = _open_image(f)
-        if image is None:
-            return None, reason
-        with image:
-            # JPEG: decode at 1/2, 1/4 or 1/8 scale when the image is much bigger than needed.
-            try:
-                image.draft(None, (int(resolution * _REDUCING_GAP),) * 2)
-            except Exception as e:  # noqa: BLE001
-                return None, f"truncated or corrupt: {short_error(e)}"
-            width, height = image.size
-            if width * height > max_pixels:
-                return None, (f"too large: {width}x{height} pixels, more than "
-                              f"data.max_image_pixels={max_pixels:,}")
+    try:
+        with opened_image(full, max_pixels, int(resolution * _REDUCING_GAP)) as image:
             with (budget or default_memory_budget()).reserve(decode_cost(image)):
                 return _decode_opened(image, resolution, channels)
+    except ImageRefused as refused:
+        return None, str(refused)
 
 
 def _decode_opened(image: Image.Image, resolution: int, channels: int):

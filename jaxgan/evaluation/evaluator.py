@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from jaxgan import data as data_lib
+from jaxgan import data as data_lib, fileio
 from jaxgan.errors import UserError
 from jaxgan.evaluation import metrics as metrics_lib
 from jaxgan.evaluation.weights import (FID_WEIGHTS_SHA256_PREFIX, cache_dir,
@@ -392,11 +392,26 @@ def load_reference(path: str) -> tuple[np.ndarray, np.ndarray]:
     """(mu, sigma) from a pytorch-fid / clean-fid style .npz."""
     if not os.path.isfile(path):
         raise UserError(f"no such reference statistics file: {path}")
+
+    def check_shapes(headers):  # from the .npy headers: nothing of a forged size is allocated
+        (mu_shape, _), (sigma_shape, _) = headers["mu"], headers["sigma"]
+        if len(mu_shape) != 1 or tuple(sigma_shape) != (*mu_shape, *mu_shape):
+            raise UserError(f"{path}: mu {mu_shape} and sigma {sigma_shape} do not match")
+        if mu_shape[0] > MAX_REFERENCE_DIM:
+            raise UserError(f"{path}: mu and sigma declare {mu_shape[0]:,} features, more than "
+                            f"any feature space here ({MAX_REFERENCE_DIM:,})")
     try:
-        with np.load(path) as data:
-            mu, sigma = np.asarray(data["mu"], np.float64), np.asarray(data["sigma"], np.float64)
-    except (KeyError, ValueError, OSError) as error:
-        raise UserError(f"{path} is not an .npz with 'mu' and 'sigma' ({error})") from None
-    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-        raise UserError(f"{path}: mu {mu.shape} and sigma {sigma.shape} do not match")
+        arrays = fileio.read_npz(path, ("mu", "sigma"), check_shapes)
+    except (fileio.BadArrayFile, OSError) as error:
+        raise UserError(f"{path} is not an .npz with 'mu' and 'sigma' "
+                        f"({error.strerror if isinstance(error, OSError) else error})") from None
+    mu, sigma = (np.asarray(arrays[name], np.float64) for name in ("mu", "sigma"))
+    for name, array in (("mu", mu), ("sigma", sigma)):
+        if not np.isfinite(array).all():
+            raise UserError(f"{path}: {name} holds NaN or infinity")
     return mu, sigma
+
+
+# Features of the widest feature space a reference can be for (Inception's pool: 2048), with room
+# for others; sigma at this size is 512 MiB as float64.
+MAX_REFERENCE_DIM = 8192

@@ -34,18 +34,25 @@ class WorkdirLock:
             import fcntl
         except ImportError:  # Windows: no flock
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read(fd)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read(fd)
+                os.close(fd)
+                raise UserError(f"workdir {printable(os.path.dirname(self.path))} is in use by "
+                                f"another training run ({holder}); wait for it to finish or stop "
+                                "it, or use another --workdir") from None
+            except OSError:  # no flock on this file system
+                os.close(fd)
+                return self
+            # A run that failed before writing anything removes the file while it holds the
+            # lock (training.loop.SetUp): a lock taken on a file no longer at the path is no
+            # lock, so take the one there now.
+            if _same_file(fd, self.path):
+                break
             os.close(fd)
-            raise UserError(f"workdir {printable(os.path.dirname(self.path))} is in use by another "
-                            f"training run ({holder}); wait for it to finish or stop it, or use "
-                            "another --workdir") from None
-        except OSError:  # no flock on this file system
-            os.close(fd)
-            return self
         started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on host {socket.gethostname()}, started {started}\n".encode())
@@ -56,6 +63,14 @@ class WorkdirLock:
         if self._fd is not None:
             os.close(self._fd)  # releases the flock; the file stays (it is not a lock by itself)
             self._fd = None
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        held, there = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _read(fd: int) -> str:

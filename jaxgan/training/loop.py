@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -159,7 +161,9 @@ def train_and_evaluate(config, workdir):
     """Train (or resume) the GAN `config` describes, writing everything into `workdir`.
 
     Returns the final GANState. User mistakes raise `jaxgan.UserError` with a clear message,
-    before anything is written.
+    before anything is written; a run that fails before it wrote anything of its own (a
+    checkpoint, a grid, a metrics line) takes back what it set up (lock file, empty folders, a
+    TensorBoard file holding only the config), so that the workdir is as it was.
     """
     config = config_lib.resolve(config)
     workdir = os.path.abspath(os.fspath(workdir))
@@ -183,32 +187,138 @@ def _remove_if_unused(workdir: str) -> None:
         pass  # it is in use or not ours to clean: leave it
 
 
+@dataclasses.dataclass(frozen=True)
+class SetUp:
+    """What a workdir held before this run, to take back what the run only set up."""
+    workdir: str
+    existed: frozenset          # of LOCK_NAME, "checkpoints", "tensorboard"
+    listings: dict              # "checkpoints", "samples", "tensorboard" -> set of names
+    metrics_size: int
+
+    @classmethod
+    def before(cls, workdir: str) -> "SetUp":
+        path = functools.partial(os.path.join, workdir)
+        return cls(workdir, frozenset(n for n in (LOCK_NAME, "checkpoints", "tensorboard")
+                                      if os.path.lexists(path(n))),
+                   {n: _listing(path(n)) for n in ("checkpoints", "samples", "tensorboard")},
+                   _size(path("metrics.jsonl")))
+
+    def undo(self) -> None:
+        """After a failed run: remove what it set up, if it wrote nothing of its own (no metrics
+        line, no checkpoint, no grid): its TensorBoard file then holds the config alone."""
+        path = functools.partial(os.path.join, self.workdir)
+        wrote = _size(path("metrics.jsonl")) != self.metrics_size or any(
+            _listing(path(n)) - self.listings[n] for n in ("checkpoints", "samples"))
+        if wrote:
+            return  # that stays, and with it the rest
+        made = [path("tensorboard", name) for name in
+                _listing(path("tensorboard")) - self.listings["tensorboard"]]
+        made += [path(name) for name in ("tensorboard", "checkpoints", LOCK_NAME)
+                 if name not in self.existed and os.path.lexists(path(name))]
+        for made_path in made:  # the lock file last: still held, see WorkdirLock for why
+            with contextlib.suppress(OSError):  # a folder someone put a file in meanwhile stays
+                if os.path.isdir(made_path):
+                    os.rmdir(made_path)
+                else:
+                    os.remove(made_path)
+
+
+def _listing(folder: str) -> set:
+    try:
+        return set(os.listdir(folder))
+    except OSError:
+        return set()
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return -1
+
+
+def check_checkpoints_writable(workdir: str) -> None:
+    """Refuse a `checkpoints/` that exists but cannot take a write (read-only, another owner),
+    before the data is loaded: otherwise it is found at the first save, after training."""
+    folder = checkpoint.checkpoint_dir(workdir)
+    if not os.path.isdir(folder):
+        return  # made by the first save, in the workdir just checked
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as error:
+        raise UserError(f"checkpoint folder {folder} is not writable: "
+                        f"{error.strerror or error}") from None
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """XLA's RESOURCE_EXHAUSTED (a device's allocator) or Python's MemoryError (the host)."""
+    if isinstance(error, MemoryError):
+        return True
+    return not isinstance(error, UserError) and "RESOURCE_EXHAUSTED" in str(error)
+
+
+def out_of_memory_error(config, mesh, error: BaseException, during: str,
+                        evaluation: bool = False) -> UserError:
+    device = mesh.devices.flat[0]
+    asked = re.search(r"(?:while )?trying to allocate [0-9.,]+ ?[KMGT]?i?B", str(error))
+    return UserError(
+        f"out of memory during {during} ({asked.group(0) if asked else type(error).__name__} on "
+        f"{device.platform.upper()}, {mesh.size} device{'s' if mesh.size > 1 else ''} of "
+        f"{config_lib.gib(mesh_lib.device_memory_bytes(mesh))}); the likely key: "
+        f"{config_lib.memory_hint(config, mesh.size, evaluation)}: lower it and rerun")
+
+
 def _start(config, workdir):
     mesh = mesh_lib.make_mesh()
     config_lib.check_for_devices(config, mesh.size)
+    device_bytes = mesh_lib.device_memory_bytes(mesh)
+    config_lib.check_memory(config, mesh.size, device_bytes, mesh_lib.physical_memory_bytes())
     check_writable(workdir)  # before the data: a full disk is not found out minutes later
+    check_checkpoints_writable(workdir)
+    setup = SetUp.before(workdir)
     lock = WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
     signals = StopSignals()
     with lock:
-        dataset = data_lib.load(config.data)
         try:
-            gan = GAN.build(config, dataset.image_shape, dataset.num_classes)
-            manager = checkpoint.make_manager(workdir, keep=config.checkpoint.keep,
-                                              best_metric=config.checkpoint.best_metric)
-            # From the restore to the last save's end: a signal is a first (stop and save) or a
-            # second (stop now), never Python's bare KeyboardInterrupt.
-            with signals:
-                try:
-                    return _train(config, workdir, dataset, gan, mesh, manager, signals)
-                except KeyboardInterrupt:
-                    manager = None  # a second stop signal: do not wait for the save in flight
-                    raise
-                finally:
-                    if manager is not None:
-                        checkpoint.wait(manager)
-                        manager.close()
-        finally:
-            dataset.close()
+            dataset = data_lib.load(config.data)
+            try:
+                gan = GAN.build(config, dataset.image_shape, dataset.num_classes)
+                _check_state_fits(config, gan, device_bytes)
+                manager = checkpoint.make_manager(workdir, keep=config.checkpoint.keep,
+                                                  best_metric=config.checkpoint.best_metric)
+                # From the restore to the last save's end: a signal is a first (stop and save)
+                # or a second (stop now), never Python's bare KeyboardInterrupt.
+                with signals:
+                    try:
+                        return _train(config, workdir, dataset, gan, mesh, manager, signals)
+                    except KeyboardInterrupt:
+                        manager = None  # a second stop signal: do not wait for the save in flight
+                        raise
+                    except Exception as error:
+                        if is_out_of_memory(error):
+                            raise out_of_memory_error(config, mesh, error, "training") from None
+                        raise
+                    finally:
+                        if manager is not None:
+                            checkpoint.wait(manager)
+                            manager.close()
+            finally:
+                dataset.close()
+        except BaseException:
+            if jax.process_index() == 0:
+                setup.undo()  # (with the lock still held)
+            raise
+
+
+def _check_state_fits(config, gan: GAN, device_bytes: int) -> None:
+    def nbytes(tree):
+        return sum(math.prod(leaf.shape) * leaf.dtype.itemsize for leaf in jax.tree.leaves(tree))
+    abstract = gan.abstract_state()
+    config_lib.state_fits(config, nbytes(abstract), nbytes(abstract.g_params),
+                          nbytes(abstract.d_params), device_bytes)
 
 
 def _restore_or_create(config, dataset, gan: GAN, mesh, manager):
@@ -302,7 +412,7 @@ def _loop(config, workdir, state, step, pipeline, grids, writers, manager, facts
                         writers.grid(end, grids.image(state), provenance(end))
                 evaluation = None
                 if "eval" in due:
-                    evaluation = evaluator(checkpoint.generator_variables(state), end)
+                    evaluation = _evaluate(config, evaluator, state, end)
                     with write_errors(manager, f"the evaluation of step {end}"):
                         writers.scalars(end, {f"eval/{k}": v for k, v in evaluation.items()})
                     last_eval = (end, evaluation)
@@ -311,11 +421,13 @@ def _loop(config, workdir, state, step, pipeline, grids, writers, manager, facts
                     last_saved = end
             if stop:
                 bar.close()
+                checkpoint.wait(manager)  # "saved" only once it is on disk
                 _say(f"Received {signals.received}: saved a checkpoint at step {end} in "
                      f"{checkpoint.checkpoint_dir(workdir)}; rerun the same command to resume.")
                 return state
     finally:
         bar.close()  # an error message then starts on a line of its own
+    checkpoint.wait(manager)  # "Done" only once the last checkpoint is on disk
     if writers.is_main:
         _say(f"Done: step {last_saved} checkpoint in {checkpoint.checkpoint_dir(workdir)}; "
              f"sample grid {writers.last_grid}; metrics {writers.describe()}.")
@@ -325,6 +437,17 @@ def _loop(config, workdir, state, step, pipeline, grids, writers, manager, facts
                  + ", ".join(f"{k} {v:.4g}" for k, v in sorted(last_eval[1].items())
                              if isinstance(v, float) and "/" not in k))
     return state
+
+
+def _evaluate(config, evaluator, state, step: int) -> dict:
+    try:
+        return evaluator(checkpoint.generator_variables(state), step)
+    except Exception as error:
+        if is_out_of_memory(error):
+            mesh = mesh_lib.make_mesh()
+            raise out_of_memory_error(config, mesh, error, f"the evaluation of step {step}",
+                                      evaluation=True) from None
+        raise
 
 
 def _say(line: str) -> None:
