@@ -31,8 +31,8 @@ Widths: `model.g_width` / `model.d_width` channels at every stage up to 32x32 (R
 which keeps 1536 at 64x64, is not expressible). `model.blocks_per_stage` blocks per stage (R3GAN's
 2). With configs/cifar10_r3gan.py and configs/imagenet32_r3gan.py the parameter counts equal the
 official code's (tests/test_r3gan.py).
-The grouped 3x3 runs as XLA's grouped convolution on accelerators and, on CPUs, as the faster of
-it and a per-tap form (see GROUPED_IMPL below and benchmarks/grouped_conv.py).
+The grouped 3x3 runs as XLA's grouped convolution on accelerators and, on CPUs, as one batched
+matrix product over its nine taps, 4-17x faster to differentiate there (GROUPED_IMPL below).
 Where jaxgan differs: the official code runs the larger stages in bfloat16 (`model.dtype` sets
 one compute dtype for all layers here); 1 or 3 image channels (the official: 3).
 """
@@ -144,10 +144,14 @@ def grouped_conv3x3_taps(x_BHWC, kernel, groups: int):
     return y.reshape(b, h, w, out)
 
 
-# Which form runs on CPUs ("xla" or "taps"): the faster forward + backward measured by
-# benchmarks/grouped_conv.py (accelerators always run XLA's: their libraries do grouped
-# convolutions well).
-GROUPED_IMPL = "xla"
+# Which form runs on CPUs ("xla" or "taps"). XLA:CPU differentiates grouped convolutions slowly:
+# benchmarks/grouped_conv.py (2-core AMD EPYC, batch 16, 128 expanded channels in groups of 16,
+# machine shared with other jobs) measured forward + both gradients at 32x32 / 16x16 / 8x8 in
+# 10.3 s / 2.73 s / 538 ms with XLA's convolution and 2.54 s / 392 ms / 31 ms per tap, and R1's
+# double backward 19.2 s / 4.95 s / 868 ms against 2.64 s / 556 ms / 51 ms; XLA's forward alone
+# is faster (7 ms against 12 ms at 8x8) but training needs the gradients. Accelerators always
+# run XLA's (their convolution libraries do grouped convolutions well).
+GROUPED_IMPL = "taps"
 
 
 def grouped_conv3x3(x_BHWC, kernel, groups: int):
