@@ -55,6 +55,7 @@ RUNS = {
         # At 32 px, a laptop's size: DCGAN against FastGAN at the same resolution.
         "dcgan (folder.py at 32 px)": ("configs/folder.py", {"data.resolution": 32}),
         "fastgan (fastgan_cpu.py)": ("configs/fastgan_cpu.py", {}),
+        "r3gan (r3gan_cpu.py)": ("configs/r3gan_cpu.py", {}),
     },
 }
 

@@ -123,14 +123,14 @@ KEYS: dict[str, Key] = {
     "data.download": boolean(True, "with TensorFlow: download and prepare a missing TFDS set"),
 
     "model.arch": choice("dcgan", "the model family (jaxgan.models.FAMILIES)", "dcgan", "resnet",
-                          "fastgan"),
+                          "fastgan", "r3gan"),
     "model.latent_dim": integer(64, "size of the noise vector z", 1, MAX_WIDTH),
     "model.g_width": integer(32, "generator channels at the last block (DCGAN's ngf)", 1,
                              MAX_WIDTH),
     "model.d_width": integer(32, "discriminator channels at the first block (DCGAN's ndf)",
                              1, MAX_WIDTH),
     "model.d_norm": choice("batch", "normalisation in D ('spectral': every D layer spectrally "
-                           "normalised; the resnet family takes 'spectral' or 'none')",
+                           "normalised; the resnet family takes 'spectral' or 'none', r3gan 'none')",
                            "batch", "none", "spectral"),
     "model.g_spectral_norm": boolean(False, "resnet, fastgan: spectral norm on G's layers too "
                                        "(BigGAN, FastGAN)"),
@@ -142,6 +142,11 @@ KEYS: dict[str, Key] = {
                                           "class embeddings, SNGAN)", 0, MAX_WIDTH),
     "model.hierarchical_latent": boolean(False, "resnet: BigGAN's hierarchical latent (z split "
                                          "across the Dense layer and the blocks)"),
+    "model.blocks_per_stage": integer(0, "r3gan: residual blocks at each resolution (0: 2, "
+                                      "R3GAN's)", 0, MAX_WIDTH),
+    "model.group_width": integer(0, "r3gan: channels per group of the blocks' grouped 3x3 "
+                                 "convolutions (0: 16, R3GAN's CIFAR-10 cardinality; its "
+                                 "ImageNet presets: 32)", 0, MAX_WIDTH),
     "model.dtype": choice("float32", "compute dtype ('bfloat16': mixed precision)",
                           "float32", "bfloat16", "float16"),
 

@@ -20,6 +20,7 @@ FAMILIES = {
     "dcgan": "jaxgan.models.dcgan",
     "resnet": "jaxgan.models.resnet",
     "fastgan": "jaxgan.models.fastgan",
+    "r3gan": "jaxgan.models.r3gan",
 }
 
 
