@@ -255,8 +255,9 @@ def _check_params(one, many, bound, optimizer, config, fields=("g_params", "d_pa
                 _leaves(getattr(one.after, field)), _leaves(getattr(many.after, field)), before,
                 _leaves(g_one), _leaves(g_many)):
             # Each update rounds lr * g and then p - lr * g (u of each); K updates (n_critic for
-            # D), two runs: bounded by 2 K u (|p| at its largest + lr |g|).
-            updates = config.train.n_critic if field == "d_params" else 1
+            # D), two runs: bounded by 2 K u (|p| at its largest + lr |g|). The EMA mixes the
+            # new parameters into the old ones: two products and a sum, three roundings more.
+            updates = {"d_params": config.train.n_critic, "ema_params": 4}.get(field, 1)
             rounding = 2 * updates * UNIT_ROUNDOFF * (
                 np.maximum(np.maximum(np.abs(a), np.abs(b)), np.abs(p))
                 + lrs[field] * np.maximum(np.abs(ga), np.abs(gb)))
