@@ -58,9 +58,9 @@ def metric_name(base: str, extractor: str) -> str:
 def metric_of_value(value: str) -> str | None:
     """The metric that reports the value named `value` (`fd_classifier` -> `fid`), or None."""
     for name, metric in METRICS.items():
-        for stem in metric.values:
-            if any(value == s or value.startswith(s + "_") for s in (stem, _RENAMED.get(stem, stem))):
-                return name
+        stems = {s for stem in metric.values for s in (stem, _RENAMED.get(stem, stem))}
+        if any(value == s or value.startswith(s + "_") for s in stems):
+            return name
     return None
 
 
