@@ -1,7 +1,7 @@
 """Evaluate a trained generator, or compare two sets of images, from the command line.
 
   python -m jaxgan.evaluate --workdir runs/digits [--step N] [--num 10000]
-         [--metrics fid,kid,is,pr,intra_fid,gan_test,gan_train,memorisation,c2st]
+         [--metrics NAME,...]          # default: every metric of the table below
          [--extractor auto|inception|classifier] [--inception-weights PATH]
   python -m jaxgan.evaluate --fake DIR --real DIR|digits|folder:PATH|tfds:NAME [--metrics ...]
   python -m jaxgan.evaluate --fake DIR --reference stats.npz      # pytorch-fid / clean-fid mu, sigma
@@ -13,7 +13,9 @@ FID needs pytorch-fid's Inception weights: they are downloaded once into $JAXGAN
 images, and its numbers are named fd_classifier etc., never fid.
 
 `jaxgan.evaluate(workdir_or_sampler, ...)` is the same from Python (this module is callable).
-"""
+
+The metrics (jaxgan/metric_names.py's table; this list is generated from it):
+{metrics}"""
 from __future__ import annotations
 
 import argparse
@@ -22,7 +24,22 @@ import sys
 import types
 
 from jaxgan.errors import UserError
-from jaxgan.metric_names import ALL_METRICS, EXTRACTORS, MAX_REAL
+from jaxgan.metric_names import ALL_METRICS, EXTRACTORS, MAX_REAL, METRICS
+
+
+def describe_metrics() -> str:
+    """One line per row of the metrics' table: name, needs, direction."""
+    def line(name, metric):
+        needs = [what for what, needed in (("class labels", metric.needs_labels),
+                                           ("real images", metric.needs_real)) if needed]
+        direction = "lower" if metric.lower_is_better else "higher"
+        return (f"  {name:<13} {direction} is better"
+                + (f"; needs {' and '.join(needs)}" if needs else ""))
+    return "\n".join(line(name, metric) for name, metric in METRICS.items())
+
+
+if __doc__:  # (python -OO strips it)
+    __doc__ = __doc__.format(metrics=describe_metrics())
 
 
 def evaluate(*args, **kwargs):
@@ -33,7 +50,9 @@ def evaluate(*args, **kwargs):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m jaxgan.evaluate",
-                                     description="Evaluate a jaxgan run, or compare image folders.")
+                                     description="Evaluate a jaxgan run, or compare image folders.",
+                                     epilog="metrics:\n" + describe_metrics(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--workdir", help="a training workdir (holds checkpoints/)")
     source.add_argument("--fake", help="a folder of generated images (class subfolders allowed)")

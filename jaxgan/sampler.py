@@ -60,14 +60,17 @@ class Sampler:
     `class_names`, `image_shape`, `step`, `config`.
     """
 
-    def __init__(self, config, data_facts: dict, variables, step: int, devices=None):
+    def __init__(self, config, data_facts: dict, variables, step: int, devices=None,
+                 generator=None):
         self.config = config
         self.class_names = tuple(data_facts["class_names"])
         self.num_classes = int(data_facts["num_classes"])
         self.image_shape = tuple(int(d) for d in data_facts["image_shape"])
         self.step = step
         self.latent_dim = config.model.latent_dim
-        self.generator, _ = build_models(config.model, self.image_shape, self.num_classes)
+        if generator is None:  # (load_sampler passes the one it restored the variables with)
+            generator, _ = build_models(config.model, self.image_shape, self.num_classes)
+        self.generator = generator
         mesh = mesh_lib.make_mesh(devices)
         self.variables = jax.device_put(variables, mesh_lib.replicated(mesh))
         self._chunk = PER_DEVICE_BATCH * mesh.size
@@ -254,4 +257,4 @@ def load_sampler(workdir, step: int | str | None = None, devices=None) -> Sample
                         ) from None
     finally:
         manager.close()
-    return Sampler(config, facts, variables, step, devices)
+    return Sampler(config, facts, variables, step, devices, generator)

@@ -1,6 +1,7 @@
 """Data sources through the training API: folders (with junk), streaming from host memory."""
 import subprocess
 import sys
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -77,6 +78,34 @@ def test_streamed_data_resumes_exactly(tmp_path):
     resume_from_copy(straight, resumed, 2)
     jaxgan.train_and_evaluate(tiny_config(**stream), resumed)
     assert_identical(saved_state(straight, 4), saved_state(resumed, 4))
+
+
+class _StepOnly(NamedTuple):
+    step: jax.Array
+
+
+@pytest.mark.parametrize("tier_config", [{}, {"data.device_cache_mb": 0}], ids=["device", "host"])
+def test_every_tier_gives_the_step_the_same_key(monkeypatch, tier_config):
+    """The step's key comes from (seed, step) alone, whichever tier feeds the data: a train step
+    that reports its key gives step_keys' on the device-resident and the host-streamed path."""
+    def halves(key):  # uint32 words as 16-bit halves: exact in the float32 metric average
+        words = jax.random.key_data(key)
+        return jax.numpy.stack([words >> 16, words & 0xFFFF]).astype(np.float32)
+
+    def key_reporting_step(gan, train_config, mesh):
+        return lambda state, batch, key: (state._replace(step=state.step + 1),
+                                          {"key": halves(key)})
+    monkeypatch.setattr(pipeline, "make_train_step", key_reporting_step)
+    config = tiny_config(**tier_config)
+    from jaxgan.mesh import make_mesh
+    run = pipeline.Pipeline(config, None, data_lib.load_digits(16, 1), make_mesh())
+    try:
+        assert run.tier == ("host" if tier_config else "device")
+        _, metrics = run.advance(_StepOnly(jax.numpy.int32(5)), 5, 1)
+    finally:
+        run.close()
+    _, expected = pipeline.step_keys(jax.random.key(config.seed), 5)
+    np.testing.assert_array_equal(metrics["key"], halves(expected))
 
 
 def test_host_batches_match_the_dataset(config):

@@ -358,6 +358,79 @@ def test_best_step_reads_the_evaluation_results(tmp_path):
         checkpoint.best_step(tmp_path, [500])
 
 
+# ---------------------------------------------------------------------------------------------
+# The metrics' table: a metric is a row (metric_names.METRICS) and its function (COMPUTE)
+
+def test_every_metric_has_one_function_and_the_help_lists_them():
+    import importlib
+    from jaxgan.evaluation import metric_table
+    evaluate_cli = importlib.import_module("jaxgan.evaluate")  # (jaxgan.evaluate: a function)
+    from jaxgan.metric_names import METRICS
+    assert list(metric_table.COMPUTE) == list(METRICS)
+    for name, metric in METRICS.items():
+        direction = "lower" if metric.lower_is_better else "higher"
+        assert f"  {name:<13} {direction} is better" in evaluate_cli.__doc__
+
+
+def test_direction_of_every_reported_value_is_the_old_rules():
+    """The best-checkpoint policy read the direction from a regex before the table: every value
+    the evaluator reports, in both feature spaces, keeps its direction."""
+    import re
+    from jaxgan.metric_names import lower_is_better, metric_name
+    old = re.compile(r"^(fid|fd_|kid|kd_|intra_fid|intra_fd|memorisation|c2st)")
+    for space in ("inception", "classifier"):
+        n = lambda base: metric_name(base, space)
+        reported = [n("fid"), n("fid") + "_sqrtm_imaginary", n("kid") + "_mean",
+                    n("kid") + "_std", n("is") + "_mean", n("is") + "_std", n("precision"),
+                    n("recall"), n("density"), n("coverage"), n("intra_fid") + "_mean",
+                    "gan_test_accuracy", "gan_train_accuracy", "real_held_out_accuracy",
+                    n("memorisation"), n("c2st") + "_accuracy"]
+        for value in reported:
+            assert lower_is_better(value) == bool(old.match(value)), value
+    assert lower_is_better("fd_classifier") and not lower_is_better("gan_test_accuracy")
+    assert not lower_is_better("no_such_value")  # unknown: higher, as before
+
+
+def _mean_distance(run):
+    """The toy metric: the distance between the feature means of the two sets."""
+    distance = np.linalg.norm(run.fake_f.mean(0) - run.real_f.mean(0))
+    run.report.values[run.name("toy")] = float(distance)
+
+
+@pytest.mark.parametrize("lower_is_better", [True, False])
+def test_a_toy_metric_is_one_row_computed_printed_and_picks_the_best(
+        digits, real_classifier, tmp_path, monkeypatch, lower_is_better):
+    from jaxgan import metric_names
+    from jaxgan.evaluation import evaluator, metric_table
+    from jaxgan.training import checkpoint
+    monkeypatch.setitem(metric_names.METRICS, "toy", metric_names.Metric(
+        needs_labels=False, needs_real=True, lower_is_better=lower_is_better, values=("toy",)))
+    monkeypatch.setitem(metric_table.COMPUTE, "toy", _mean_distance)
+    monkeypatch.setattr(classifier, "real_classifier", lambda *a, **k: real_classifier)
+    _, held = classifier.held_out_split(digits.labels, 0)
+    real = evaluator.ImageSet(digits.images, digits.labels, digits.class_names, "digits")
+    fake = evaluator.ImageSet(digits.images[held], digits.labels[held], digits.class_names, "held")
+
+    result = evaluator.evaluate_images(fake, real, "toy", "classifier")
+    extractor = real_classifier[0]
+    expected = np.linalg.norm(extractor(fake.images, False)["features"].mean(0)
+                              - extractor(real.images, False)["features"].mean(0))
+    assert list(result["metrics"]) == ["toy_classifier"]
+    np.testing.assert_allclose(result["metrics"]["toy_classifier"], expected, rtol=1e-6)
+    assert f"toy_classifier  {result['metrics']['toy_classifier']:.6g}" in \
+        evaluator.format_table(result)
+    notes = []  # its needs are read from the row: reference statistics alone skip it
+    assert evaluator._wanted(("toy", "fid"), fake, None, notes) == ["fid"]
+    assert notes == ["toy skipped: needs the real images, not only reference statistics"]
+
+    for step, value in ((100, 3.0), (200, 1.0), (300, 2.0)):
+        path = tmp_path / "eval" / f"step_{step}.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps({"metrics": {"toy_classifier": value}}))
+    assert checkpoint.best_step(tmp_path, [100, 200, 300], "toy_classifier") == \
+        (200 if lower_is_better else 100)
+
+
 def test_features_do_not_depend_on_device_count_or_padding(digits, real_classifier):
     import jax
     extractor, _ = real_classifier

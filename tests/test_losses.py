@@ -50,10 +50,11 @@ def test_mode_seeking_is_the_mean_inverse_ratio_over_pairs():
     assert float(losses.mode_seeking(identical, jnp.array([[0.0], [1.0]]))) == pytest.approx(1e5)
 
 
-def test_r1_penalty_hand_computed():
+def test_zero_centred_gradient_penalty_hand_computed():
     # D(x) = sum(x^2): grad = 2x, |grad|^2 = 4 * sum(x^2): 4 * 5 = 20 and 4 * 10 = 40, mean 30.
     x = jnp.array([[1.0, 2.0], [3.0, -1.0]]).reshape(2, 1, 1, 2)
-    penalty, logits, aux = losses.r1_penalty(lambda x: ((x ** 2).sum(axis=(1, 2, 3)), "aux"), x)
+    penalty, logits, aux = losses.zero_centred_gradient_penalty(
+        lambda x: ((x ** 2).sum(axis=(1, 2, 3)), "aux"), x)
     assert float(penalty) == 30.0
     np.testing.assert_array_equal(logits, [5.0, 10.0])
     assert aux == "aux"

@@ -17,7 +17,8 @@ from jaxgan import config as config_lib
 from jaxgan.errors import UserError
 from jaxgan.mesh import make_mesh
 from jaxgan.training.state import GAN, make_optimizers
-from jaxgan.training.step import StepOptions, discriminator_update, generator_loss
+from jaxgan.training.step import (AugmentSlots, Batch, DiscriminatorState, Scales, StepOptions,
+                                  discriminator_update, generator_loss)
 
 
 def softplus(x):
@@ -42,10 +43,11 @@ def d_update(opts, d_index=0):
     params = {"w": jnp.array([1.0, 2.0]).reshape(1, 1, 2)}
 
     def run(params, real, fake):
-        new_params, _, _, _, metrics = discriminator_update(
-            gan, opts, params, {}, gan.d_tx.init(params), {}, real, LABELS, fake, LABELS, {},
-            1.0, d_index)
-        return new_params, metrics
+        d, metrics = discriminator_update(
+            gan, opts, DiscriminatorState(params, {}, gan.d_tx.init(params), {}),
+            Batch(real, LABELS, fake, LABELS), AugmentSlots({}, {}, {}, {}),
+            Scales(augment_p=1.0, lr=1.0, gamma=1.0), d_index)
+        return d.params, metrics
     sharded = jax.shard_map(run, mesh=make_mesh(jax.devices()[:1]), in_specs=(P(), P(), P()),
                             out_specs=P(), check_vma=False)
     return params, jax.jit(sharded)(params, REAL, FAKE)
@@ -53,7 +55,7 @@ def d_update(opts, d_index=0):
 
 def test_d_update_hand_computed_rpgan_r1_r2():
     opts = StepOptions(loss="rpgan", ema_decay=0.0, mode_seeking=0.0, r1_gamma=2.0,
-                       r2_gamma=0.5, r1_every=1)
+                       r2_gamma=0.5, penalty_every=1)
     params, (new_params, metrics) = d_update(opts)
     # |grad|^2 = 4 x_0^2 + 16 x_1^2: real 4 + 64 = 68 and 36 + 16 = 52, fake 16 and 16.
     assert float(metrics["r1"]) == pytest.approx(60.0)
@@ -74,7 +76,7 @@ def test_d_update_hand_computed_rpgan_r1_r2():
 
 def test_lazy_penalties_skip_the_updates_between():
     opts = StepOptions(loss="rpgan", ema_decay=0.0, mode_seeking=0.0, r1_gamma=2.0,
-                       r2_gamma=0.5, r1_every=2)
+                       r2_gamma=0.5, penalty_every=2)
     _, (_, metrics) = d_update(opts, d_index=1)
     assert float(metrics["r1"]) == 0.0 and float(metrics["r2"]) == 0.0
 
@@ -83,8 +85,9 @@ def test_generator_loss_pairs_each_fake_with_its_real():
     opts = StepOptions(loss="rpgan", ema_decay=0.0, mode_seeking=0.0)
     gan = GAN(None, Quadratic(), None, None, (1, 2, 1), 0, 1)
     params = {"w": jnp.array([1.0, 2.0]).reshape(1, 1, 2)}
-    loss, _ = generator_loss(gan, opts, params, {}, None, LABELS, {}, 1.0, (REAL, LABELS, {}),
-                             FAKE)
+    loss, _ = generator_loss(gan, opts, DiscriminatorState(params, {}, None, {}),
+                             Batch(REAL, LABELS, FAKE, LABELS), None, AugmentSlots({}, {}, {}, {}),
+                             1.0)
     assert float(loss) == pytest.approx(softplus(7.0))
 
 

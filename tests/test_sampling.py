@@ -34,6 +34,17 @@ def sample(*args, check=True):
     return result
 
 
+def test_load_sampler_builds_the_generator_once(workdir, monkeypatch):
+    from jaxgan import sampler as sampler_lib
+    built = []
+    build_models = sampler_lib.build_models
+    monkeypatch.setattr(sampler_lib, "build_models",
+                        lambda *args, **kwargs: built.append(args) or build_models(*args, **kwargs))
+    loaded = jaxgan.load_sampler(workdir)
+    assert len(built) == 1
+    assert loaded.generate([0], labels=3).shape == (1, 16, 16, 1)
+
+
 def test_an_image_depends_on_its_seed_alone(sampler, workdir):
     many = sampler.generate(range(20), labels=3)
     for seed in (0, 7, 19):

@@ -9,6 +9,7 @@ Metric names carry their feature space: `fid` only for pytorch-fid's Inception, 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -22,10 +23,10 @@ from jaxgan.errors import UserError
 from jaxgan.evaluation import metrics as metrics_lib
 from jaxgan.evaluation.weights import (FID_WEIGHTS_SHA256_PREFIX, cache_dir,
                                        cached_weights_available)
-from jaxgan.metric_names import ALL_METRICS, CONDITIONAL_METRICS, EXTRACTORS, MAX_REAL  # noqa: F401
+from jaxgan.evaluation import metric_table
+from jaxgan.metric_names import (ALL_METRICS, CONDITIONAL_METRICS, EXTRACTORS,  # noqa: F401
+                                 MAX_REAL, METRICS, metric_name)
 from jaxgan.sampler import load_sampler
-
-MEMORISATION_PAIRS = 8       # closest (generated, real) pairs shown in the PNG
 GENERATE_CHUNK = 1000
 
 
@@ -40,19 +41,11 @@ class ImageSet:
 def parse_metrics(text_or_list) -> tuple[str, ...]:
     names = text_or_list.split(",") if isinstance(text_or_list, str) else list(text_or_list)
     names = tuple(n.strip() for n in names if n.strip())
-    unknown = [n for n in names if n not in ALL_METRICS]
+    unknown = [n for n in names if n not in METRICS]
     if unknown or not names:
         raise UserError(f"unknown metric {unknown[0] if unknown else '(none)'!r}; choose from "
-                        f"{','.join(ALL_METRICS)}")
+                        f"{','.join(METRICS)}")
     return names
-
-
-def metric_name(base: str, extractor: str) -> str:
-    """`fid` in Inception space; `fd_classifier` etc. in the classifier's (never `fid`)."""
-    if extractor == "inception":
-        return base
-    renamed = {"fid": "fd", "kid": "kd", "intra_fid": "intra_fd"}.get(base, base)
-    return f"{renamed}_{extractor}"
 
 
 def choose_extractor(extractor: str, inception_weights: str | None) -> tuple[str, str | None]:
@@ -109,164 +102,84 @@ def evaluate_images(fake: ImageSet, real: ImageSet | None, metrics=ALL_METRICS,
                     out_dir: str | None = None, tag: str = "eval", progress: bool = False,
                     devices=None) -> dict:
     """All requested metrics of `fake` against `real` (or against `reference_stats` = (mu, sigma)
-    for FID alone), as {"metrics", "per_class", "protocol", "notes", "files"}."""
+    for FID alone), as {"metrics", "per_class", "protocol", "notes", "files"}: a loop over the
+    metrics' table (jaxgan.metric_names.METRICS, evaluation/metric_table.COMPUTE)."""
     started = time.perf_counter()
-    metrics = parse_metrics(metrics)
-    notes: list[str] = []
+    report = metric_table.Report()
     kind, fallback = choose_extractor(extractor, inception_weights)
-    if fallback:
-        notes.append(fallback)
-    conditional = fake.labels is not None and real is not None and real.labels is not None \
-        and len(real.class_names) > 0
-    wanted = []
-    for m in metrics:
-        if m in CONDITIONAL_METRICS and not conditional:
-            notes.append(f"{m} skipped: needs class labels on both sides")
-        elif real is None and m not in ("fid", "is"):
-            notes.append(f"{m} skipped: needs the real images, not only reference statistics")
-        else:
-            wanted.append(m)
+    report.notes += [fallback] if fallback else []
+    wanted = _wanted(parse_metrics(metrics), fake, real, report.notes)
     if real is None and kind == "classifier":
         raise UserError("reference statistics (--reference) need the Inception extractor: "
                         "a classifier is trained on the real images")
+    real_key = real_key or ({"real": real.description} if real is not None else None)
+    real_classifier = functools.cache(lambda: _real_classifier(
+        real, seed, classifier_cache, real_key, devices, progress))
+    feature_extractor = (_load_inception(inception_weights, devices, report.notes)
+                         if kind == "inception" else real_classifier()[0])
+    report.protocol.update(_protocol(feature_extractor, fake, real, seed))
+    run = metric_table.Run(
+        fake, real, kind, fake_out=feature_extractor(fake.images, progress),
+        real_out=(_cached_features(feature_extractor, real, real_key, progress)
+                  if real is not None else None),
+        reference_stats=reference_stats, seed=seed, real_classifier=real_classifier,
+        out_dir=out_dir, tag=tag, progress=progress, report=report)
+    for name in METRICS:  # the table's order, whatever the order asked for
+        if name in wanted:
+            metric_table.COMPUTE[name](run)
+    report.protocol["seconds"] = round(time.perf_counter() - started, 2)
+    return {"metrics": report.values, "per_class": report.per_class,
+            "protocol": report.protocol, "notes": report.notes, "files": report.files}
 
-    # The feature extractor (and the real-data classifier, needed for gan_test / gan_train too).
-    real_classifier, classifier_info = None, {}
-    if real is not None and (kind == "classifier" or "gan_test" in wanted or "gan_train" in wanted):
-        from jaxgan.evaluation import classifier as classifier_lib
-        num_classes = len(real.class_names) if real.labels is not None else 0
-        labels = real.labels if real.labels is not None else np.zeros(len(real.images), np.int32)
-        real_classifier, classifier_info = classifier_lib.real_classifier(
-            real.images, labels, num_classes, seed,
-            classifier_cache or os.path.join(cache_dir(), "classifiers"),
-            real_key or {"real": real.description}, devices, progress)
-    if kind == "inception":
-        from jaxgan.evaluation.features import load_inception
-        feature_extractor = load_inception(inception_weights, devices=devices)
-    else:
-        feature_extractor = real_classifier
 
-    if kind == "inception" and not feature_extractor.weights_sha256.startswith(
-            FID_WEIGHTS_SHA256_PREFIX):
-        notes.append(f"the Inception weights (sha256 {feature_extractor.weights_sha256[:8]}...) are "
-                     f"not pytorch-fid's {FID_WEIGHTS_SHA256_PREFIX}...: these numbers cannot be "
+def _wanted(metrics: tuple[str, ...], fake: ImageSet, real: ImageSet | None,
+            notes: list[str]) -> list[str]:
+    """The metrics whose needs (labels, real images) are met; a note for each of the others."""
+    conditional = fake.labels is not None and real is not None and real.labels is not None \
+        and len(real.class_names) > 0
+    wanted = []
+    for name in metrics:
+        if METRICS[name].needs_labels and not conditional:
+            notes.append(f"{name} skipped: needs class labels on both sides")
+        elif real is None and METRICS[name].needs_real:
+            notes.append(f"{name} skipped: needs the real images, not only reference statistics")
+        else:
+            wanted.append(name)
+    return wanted
+
+
+def _real_classifier(real: ImageSet | None, seed: int, classifier_cache: str | None,
+                     real_key: dict, devices, progress: bool) -> tuple:
+    """(the classifier trained on the real images, its info): the feature extractor of the
+    classifier space, and what gan_test / gan_train measure with; (None, {}) without real ones."""
+    if real is None:
+        return None, {}
+    from jaxgan.evaluation import classifier as classifier_lib
+    num_classes = len(real.class_names) if real.labels is not None else 0
+    labels = real.labels if real.labels is not None else np.zeros(len(real.images), np.int32)
+    return classifier_lib.real_classifier(
+        real.images, labels, num_classes, seed,
+        classifier_cache or os.path.join(cache_dir(), "classifiers"), real_key, devices, progress)
+
+
+def _load_inception(inception_weights: str | None, devices, notes: list[str]):
+    from jaxgan.evaluation.features import load_inception
+    inception = load_inception(inception_weights, devices=devices)
+    if not inception.weights_sha256.startswith(FID_WEIGHTS_SHA256_PREFIX):
+        notes.append(f"the Inception weights (sha256 {inception.weights_sha256[:8]}...) are not "
+                     f"pytorch-fid's {FID_WEIGHTS_SHA256_PREFIX}...: these numbers cannot be "
                      "compared with published FIDs")
+    return inception
+
+
+def _protocol(feature_extractor, fake: ImageSet, real: ImageSet | None, seed: int) -> dict:
     protocol = dict(feature_extractor.protocol(), num_fake=int(len(fake.images)),
                     fake=fake.description, seed=seed)
     if real is not None:
         protocol.update(num_real=int(len(real.images)), real=real.description)
     else:
         protocol.update(real="reference statistics (mu, sigma) given by the user")
-
-    fake_out = feature_extractor(fake.images, progress)
-    real_out = (_cached_features(feature_extractor, real, real_key or {"real": real.description},
-                                 progress) if real is not None else None)
-    values, per_class, files = {}, {}, {}
-    name = lambda base: metric_name(base, kind)
-    fake_f = fake_out["features"]
-    real_f = real_out["features"] if real_out is not None else None
-
-    if "fid" in wanted:
-        stats = (reference_stats if real_out is None else (real_out["mu"], real_out["sigma"]))
-        if stats[0].shape[-1] != fake_f.shape[1]:
-            raise UserError(f"the reference statistics have {stats[0].shape[-1]} dimensions, the "
-                            f"features {fake_f.shape[1]}")
-        value, fid_notes = metrics_lib.fid_from_features(fake_f, real_stats=stats)
-        values[name("fid")] = value
-        _report_fid_notes(name("fid"), fid_notes, notes, values)
-        dim = fake_f.shape[1]
-        smallest = min(len(fake_f), len(real_f) if real_f is not None else len(fake_f))
-        if smallest < max(dim, metrics_lib.FID_MIN_SAMPLES if kind == "inception" else dim):
-            notes.append(f"{name('fid')} from {smallest} samples in {dim} dimensions: the "
-                         "covariance is rank-deficient and the value biased high; compare runs "
-                         f"with {name('kid')} instead, or use more samples")
-    if "kid" in wanted:
-        kid = metrics_lib.kid(fake_f, real_f)
-        values[name("kid") + "_mean"], values[name("kid") + "_std"] = kid["mean"], kid["std"]
-        protocol["kid"] = {"subsets": kid["subsets"], "subset_size": kid["subset_size"],
-                           "kernel": "(x.y/d + 1)^3", "estimator": "unbiased MMD^2"}
-    if "is" in wanted:
-        if fake_out.get("logits") is None:
-            notes.append("is skipped: the extractor has no class logits")
-        else:
-            score = metrics_lib.inception_score(fake_out["logits"])
-            values[name("is") + "_mean"], values[name("is") + "_std"] = score["mean"], score["std"]
-            protocol["is_splits"] = metrics_lib.IS_SPLITS
-    if "pr" in wanted:
-        pr = metrics_lib.precision_recall(fake_f, real_f, k=3)
-        dc = metrics_lib.density_coverage(fake_f, real_f, k=5)
-        for key in ("precision", "recall"):
-            values[name(key)] = pr[key]
-        for key in ("density", "coverage"):
-            values[name(key)] = dc[key]
-        protocol["pr_k"], protocol["dc_k"] = 3, 5
-    if "intra_fid" in wanted:
-        scores = {}
-        for c, class_name in enumerate(real.class_names):
-            f, r = fake_f[fake.labels == c], real_f[real.labels == c]
-            if len(f) < 2 or len(r) < 2:
-                notes.append(f"{name('intra_fid')}: class {class_name!r} has too few images")
-                continue
-            scores[class_name], class_notes = metrics_lib.fid_from_features(f, r)
-            if "sqrtm_max_imaginary" in class_notes:
-                notes.append(f"{name('intra_fid')} of class {class_name!r}: sqrtm left an imaginary "
-                             f"part of {class_notes['sqrtm_max_imaginary']:.3g}")
-        if scores:
-            values[name("intra_fid") + "_mean"] = float(np.mean(list(scores.values())))
-            per_class[name("intra_fid")] = scores
-    if "gan_test" in wanted:
-        values["gan_test_accuracy"] = real_classifier.accuracy(fake.images, fake.labels)
-    if "gan_train" in wanted:
-        from jaxgan.evaluation import classifier as classifier_lib
-        _, held = classifier_lib.held_out_split(real.labels, seed)
-        values["gan_train_accuracy"] = classifier_lib.gan_train_accuracy(
-            fake.images, fake.labels, len(real.class_names), real.images[held], real.labels[held], seed,
-            progress)
-    if ("gan_test" in wanted or "gan_train" in wanted) and "held_out_accuracy" in classifier_info:
-        values["real_held_out_accuracy"] = classifier_info["held_out_accuracy"]
-        protocol["classifier_split"] = {k: v for k, v in classifier_info.items()
-                                        if k != "held_out_accuracy"}
-    if "memorisation" in wanted:
-        memo = metrics_lib.memorisation(fake_f, real_f)
-        values[name("memorisation")] = memo["fraction"]
-        protocol["memorisation_threshold"] = ("median real-to-real nearest-neighbour distance "
-                                              f"({memo['threshold']:.4g})")
-        if out_dir:
-            files["memorisation_pairs"] = _write_pairs(fake.images, real.images, memo, out_dir, tag)
-    if "c2st" in wanted and min(len(fake_f), len(real_f)) < metrics_lib.C2ST_MIN_SAMPLES:
-        notes.append(f"{name('c2st')} skipped: needs at least {metrics_lib.C2ST_MIN_SAMPLES} "
-                     "images on each side")
-    elif "c2st" in wanted:
-        test = metrics_lib.c2st(fake_f, real_f, seed)
-        values[name("c2st") + "_accuracy"] = test["accuracy"]
-        protocol["c2st"] = test["protocol"]
-    protocol["seconds"] = round(time.perf_counter() - started, 2)
-    return {"metrics": values, "per_class": per_class, "protocol": protocol, "notes": notes,
-            "files": files}
-
-
-def _report_fid_notes(fid_name, fid_notes, notes, values) -> None:
-    if "sqrtm_eps_retry" in fid_notes:
-        notes.append(f"{fid_name}: the covariance product was singular; {fid_notes['sqrtm_eps_retry']} "
-                     "was added to the diagonals (as pytorch-fid)")
-    if "sqrtm_max_imaginary" in fid_notes:
-        values[fid_name + "_sqrtm_imaginary"] = fid_notes["sqrtm_max_imaginary"]
-        notes.append(f"{fid_name}: the matrix square root has an imaginary part of "
-                     f"{fid_notes['sqrtm_max_imaginary']:.3g} (beyond pytorch-fid's 1e-3 tolerance, "
-                     "where it raises); the value uses the real part and is unreliable")
-
-
-def _write_pairs(fake_images, real_images, memo, out_dir: str, tag: str) -> str:
-    """A PNG of the closest (generated | nearest real) pairs, one pair per row."""
-    from jaxgan.images import auto_upscale, make_grid, save_png
-    order = np.argsort(memo["distance"])[:MEMORISATION_PAIRS]
-    pairs = np.stack([image for i in order
-                      for image in (fake_images[i], real_images[memo["index"][i]])])
-    path = os.path.join(out_dir, f"memorisation_{tag}.png")
-    save_png(path, make_grid(pairs, 2, auto_upscale(pairs.shape[1])),
-             {"Software": "jaxgan", "Comment": "left: generated, right: nearest real image "
-              "(feature space), closest pairs first"})
-    return path
+    return protocol
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxgan import __version__, config as config_lib
 from jaxgan.errors import UserError
+from jaxgan.metric_names import lower_is_better
 from jaxgan.models import variables
 
 ITEMS = ("state", "generator", "config", "data")
@@ -95,7 +96,7 @@ def _prepare_orbax_for_saving() -> None:
 def make_manager(workdir, keep: int = 3, read_only: bool = False,
                  best_metric: str = "") -> ocp.CheckpointManager:
     """Keeps the newest `keep` checkpoints and, with `best_metric`, also the one whose saved
-    evaluation result is best (lower is better for distances, higher for the rest)."""
+    evaluation result is best, in the direction its metric's row in the metrics' table gives."""
     if not read_only:
         _prepare_orbax_for_saving()
     if read_only:  # (the values Orbax would otherwise warn that it substitutes)
@@ -396,15 +397,9 @@ def tree_differences(saved_tree, new_tree) -> list[str]:
             for path in sorted(saved.keys() | new.keys()) if saved.get(path) != new.get(path)]
 
 
-# The best checkpoint. Distances, shares of copies and the two-sample test's accuracy (0.5 =
-# indistinguishable): lower is better; every other metric (accuracies, IS, precision, recall,
-# density, coverage): higher.
-LOWER_IS_BETTER = re.compile(r"^(fid|fd_|kid|kd_|intra_fid|intra_fd|memorisation|c2st)")
+# The best checkpoint: by a value of an evaluation result, in its metric's direction (the
+# metrics' table, jaxgan.metric_names.METRICS).
 DEFAULT_METRICS = ("fid", "fd_classifier")
-
-
-def lower_is_better(metric: str) -> bool:
-    return bool(LOWER_IS_BETTER.match(metric))
 
 
 def evaluated_steps(workdir) -> dict[int, dict]:

@@ -50,9 +50,9 @@ def mode_seeking(fake_BHWC, z_BZ, eps: float = 1e-5):
     return jnp.mean(1.0 / (ratio + eps))
 
 
-def r1_penalty(logit_fn, x_BHWC):
-    """R1 (Mescheder et al. 2018): the mean over the batch of |grad_x D(x)|^2 on real images;
-    the same on fake images is R2 (R3GAN's ZeroCenteredGradientPenalty is either, per image).
+def zero_centred_gradient_penalty(logit_fn, x_BHWC):
+    """The mean over the batch of |grad_x D(x)|^2: on real images R1 (Mescheder et al. 2018),
+    on fake images R2 (R3GAN's ZeroCenteredGradientPenalty is either, per image).
 
     `logit_fn(x) -> (logits (B,), aux)`; returns (penalty, logits, aux), so that D's forward pass
     on the real batch is shared with the adversarial loss. (A per-image gradient because each

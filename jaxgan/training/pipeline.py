@@ -50,7 +50,7 @@ class Pipeline:
             train_step = jax.jit(make_train_step(gan, config.train, mesh), donate_argnums=0)
 
             def one(state, step):
-                step_key = jax.random.split(jax.random.fold_in(self.base_key, step))[1]
+                _, step_key = step_keys(self.base_key, step)  # (its data key: unused here)
                 return train_step(state, self.batches.get(step), step_key)
             self._advance = lambda state, step, n: run_one_by_one(
                 lambda state, i: one(state, step + i), state, n)
@@ -61,6 +61,13 @@ class Pipeline:
     def close(self):
         if self.batches is not None:
             self.batches.close()
+
+
+def step_keys(base_key, step):
+    """(data key, step key) of a step, whichever tier feeds it: the device tier draws its batch
+    with the data key, the host and disk tiers index by (seed, step); all three give the step
+    key to the train step, so a run's steps do not depend on where its data lives."""
+    return jax.random.split(jax.random.fold_in(base_key, step))
 
 
 def to_device(dataset: Dataset, mesh) -> dict:
@@ -145,7 +152,7 @@ def draw_batch(data, key, batch_size: int, mesh: Mesh, random_flip: bool = False
 def make_device_data_runner(config, gan: GAN, mesh: Mesh):
     """`run(state, data, base_key, num_steps) -> (state, mean metrics)`, state donated.
 
-    Each step uses the key `fold_in(base_key, state.step)` and a batch drawn on the device: no
+    Each step uses the keys `step_keys(base_key, state.step)` and a batch drawn on the device: no
     host round-trip between steps. With `train.steps_per_call > 1` the steps run as a `fori_loop`
     inside one dispatch (a traced count: one compilation serves every count), which saves dispatch
     overhead on accelerators; with 1, each step is its own jitted call (dispatched ahead, without
@@ -157,7 +164,7 @@ def make_device_data_runner(config, gan: GAN, mesh: Mesh):
     batch_size, random_flip = config.train.batch_size, config.data.random_flip
 
     def one_step(state, data, base_key):
-        data_key, step_key = jax.random.split(jax.random.fold_in(base_key, state.step))
+        data_key, step_key = step_keys(base_key, state.step)
         return train_step(state, draw_batch(data, data_key, batch_size, mesh, random_flip),
                           step_key)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,13 +34,14 @@ class StepOptions:
     loss: str
     ema_decay: float
     mode_seeking: float
+    n_critic: int = 1               # D updates per step
     augment: tuple[str, ...] = ()   # DiffAugment policy
     augment_p: float = 1.0          # its probability per operation and image (the start if adaptive)
     ada_target: float = 0.0         # > 0: adaptive p (ADA)
     ada_kimg: float = 100.0
     r1_gamma: float = 0.0
     r2_gamma: float = 0.0
-    r1_every: int = 1               # the lazy interval of both penalties
+    penalty_every: int = 1          # train.r1_every: the lazy interval of R1 and of R2
     lecam: float = 0.0
     batch_size: int = 0             # global batch (ADA and the schedules count images)
     decay_from: int = 0             # learning rates fall linearly to 0 from this step ...
@@ -49,23 +51,28 @@ class StepOptions:
     final_gamma_scale: float = 1.0
     final_augment_p: float = -1.0   # -1: augment_p throughout
     ema_images: float = 0.0         # > 0: G's EMA half-life in images (R3GAN), not ema_decay
-    n_critic: int = 1               # D updates per step
 
     @classmethod
     def from_config(cls, train) -> "StepOptions":
         return cls(
-            loss=train.loss, ema_decay=train.ema_decay, mode_seeking=float(train.mode_seeking),
+            loss=train.loss, ema_decay=train.ema_decay, n_critic=int(train.n_critic),
+            mode_seeking=float(train.mode_seeking),
             augment=augment_lib.parse_policy(train.augment), augment_p=float(train.augment_p),
             ada_target=float(train.ada_target), ada_kimg=float(train.ada_kimg),
             r1_gamma=float(train.r1_gamma), r2_gamma=float(train.r2_gamma),
-            r1_every=int(train.r1_every), lecam=float(train.lecam),
+            penalty_every=int(train.r1_every), lecam=float(train.lecam),
             batch_size=int(train.batch_size),
             decay_from=round(train.num_steps * (1.0 - train.lr_decay)),
             decay_until=int(train.num_steps), schedule_images=1000.0 * train.schedule_kimg,
             final_lr_scale=float(train.final_lr_scale),
             final_gamma_scale=float(train.final_gamma_scale),
-            final_augment_p=float(train.final_augment_p), ema_images=1000.0 * train.ema_kimg,
-            n_critic=int(train.n_critic))
+            final_augment_p=float(train.final_augment_p), ema_images=1000.0 * train.ema_kimg)
+
+    @property
+    def relativistic(self) -> bool:
+        """R3GAN's relativistic pairing: G's loss sees the real batch too (a fourth augmentation
+        slot), and the penalties are taken through the augmentation."""
+        return self.loss == "rpgan"
 
     @property
     def adaptive(self) -> bool:
@@ -75,7 +82,7 @@ class StepOptions:
         """What D sees of a batch: DiffAugment-ed when a policy is set."""
         return augment_lib.apply(x_BHWC, numbers, self.augment, p) if self.augment else x_BHWC
 
-    def images(self, step):
+    def images_seen(self, step):
         """Images trained on before `step` (what R3GAN's schedules are functions of)."""
         return step.astype(jnp.float32) * self.batch_size
 
@@ -83,7 +90,7 @@ class StepOptions:
         """`start` ramped to `final` (schedules.cosine_ramp); a Python float where constant."""
         if not self.schedule_images or final == start:
             return start
-        return schedules.cosine_ramp(self.images(step), self.schedule_images, start, final)
+        return schedules.cosine_ramp(self.images_seen(step), self.schedule_images, start, final)
 
     def augment_probability(self, step, aux):
         if "augment_p" in aux:  # adaptive (ADA)
@@ -96,7 +103,7 @@ class StepOptions:
         if not self.ema_images:
             return self.ema_decay
         half_life = (self.ema_images if not self.schedule_images else
-                     schedules.cosine_ramp(self.images(step), self.schedule_images, 0.0,
+                     schedules.cosine_ramp(self.images_seen(step), self.schedule_images, 0.0,
                                            self.ema_images))
         return schedules.ema_beta(self.batch_size, half_life)
 
@@ -131,111 +138,161 @@ def ema_update(new, ema, step, decay, warm_up=True):
     return optax.incremental_update(new, ema, step_size=1.0 - decay)
 
 
-def take(numbers: dict, index):
-    """The augmentation numbers of one batch out of a dict of (..., B, ...) arrays."""
-    return jax.tree.map(lambda x: x[index], numbers)
+class AugmentSlots(NamedTuple):
+    """The per-image random numbers (augment.draw's, and `quadrant` when D reconstructs) of one D
+    update and of the G update after it, named by the batch they augment. In the step they hold
+    (n_critic, B, ...) arrays, in an update (B, ...) ones."""
+    real: dict        # the real batch in the D update (and which quadrant D reconstructs)
+    fake: dict        # the fake batch in the D update
+    fake_in_g: dict   # the fake batch in the G update
+    real_in_g: dict   # the real batch in the G update: the relativistic loss's pairs ({} else)
 
 
-def discriminator_update(gan: GAN, opts: StepOptions, d_params, d_stats, d_opt, aux, real_x,
-                         real_y, fake, fake_y, aug_3, p, d_index, lr_scale=1.0, gamma_scale=1.0):
-    """One D update on this device's part of the batch (gradients averaged over all devices).
+class DiscriminatorState(NamedTuple):
+    params: Any
+    stats: Any        # BatchNorm statistics
+    opt_state: Any
+    aux: dict         # LeCam's moving averages (and ADA's augment_p, which the step updates)
 
-    Returns (d_params, d_stats, d_opt, aux, metrics); metrics are taken before the update.
-    aug_3: DiffAugment numbers for the real batch, the fake batch and (unused here) G's batch;
-    p: the augmentation probability; d_index: how many D updates came before this one (for the
-    lazy R1 interval and LeCam's first average); lr_scale, gamma_scale: the learning rate's and
-    the penalties' factors (their schedules). `aux` holds LeCam's moving averages.
 
-    The relativistic loss (R3GAN) takes R1 and R2 with respect to the images before augmentation,
-    through it, as R3GAN (and StyleGAN2-ADA) do; the older losses keep R1 on the augmented real
-    images, as their workdirs were trained."""
-    reconstructs = reconstructs_reals(gan)
-    through_augment = opts.loss == "rpgan"
+class Batch(NamedTuple):
+    """This device's part of the batch of one update."""
+    real_x: Any       # (B, H, W, C)
+    real_y: Any       # (B,)
+    fake_x: Any       # (B, H, W, C) G's images (in a D update, with no gradient to G)
+    fake_y: Any       # (B,)
 
-    def real_logits_fn(params, x):
-        """(logits, (new BatchNorm statistics, self-supervised reconstruction loss or 0))."""
-        quadrant = {"quadrant_B": take(aug_3, 0)["quadrant"]} if reconstructs else {}
-        out, upd = gan.discriminator.apply(variables(params, d_stats), x, real_y, train=True,
+
+class Scales(NamedTuple):
+    """This step's scheduled factors (StepOptions' schedules): Python floats where constant."""
+    augment_p: Any    # the augmentation probability
+    lr: Any           # of both learning rates
+    gamma: Any        # of both penalties' weights
+
+
+def at(tree, index):
+    """One update's (or one slot's) part of a tree of (K, ...) arrays."""
+    return jax.tree.map(lambda x: x[index], tree)
+
+
+def discriminator_update(gan: GAN, opts: StepOptions, d: DiscriminatorState, batch: Batch,
+                         aug: AugmentSlots, scales: Scales, d_index):
+    """One D update on this device's part of the batch (gradients averaged over all devices):
+    (new DiscriminatorState, metrics taken before the update). `d_index`: how many D updates
+    came before this one (the lazy penalties' interval, LeCam's first average)."""
+    def loss_fn(params):
+        outputs = discriminator_forward(gan, opts, params, d.stats, batch, aug,
+                                        scales.augment_p, d_index)
+        loss, metrics, aux = discriminator_loss(opts, outputs, d.aux, scales.gamma, d_index)
+        return loss, (outputs.stats, aux, metrics)
+    (_, (stats, aux, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d.params)
+    updates, opt_state = gan.d_tx.update(lax.pmean(grads, AXIS), d.opt_state, d.params)
+    params = optax.apply_updates(d.params, scaled(updates, scales.lr))
+    return DiscriminatorState(params, stats, opt_state, aux), metrics
+
+
+class DiscriminatorOutputs(NamedTuple):
+    r1: Any                # R1: the zero-centred gradient penalty on the real images (0: not now)
+    r2: Any                # R2: the same on the fake images
+    real_logits: Any
+    fake_logits: Any
+    stats: Any             # BatchNorm statistics after both batches
+    reconstruction: Any    # the self-supervised reconstruction loss on real images, or None
+
+
+def discriminator_forward(gan, opts: StepOptions, params, stats, batch: Batch, aug: AugmentSlots,
+                          p, d_index) -> DiscriminatorOutputs:
+    """D on the real and the fake batch, with R1 and R2 on the updates that take them."""
+    now = True if opts.penalty_every == 1 else d_index % opts.penalty_every == 0
+    if opts.n_critic > 1 and now is not True:
+        # Several D updates in one program, each with its own lax.cond holding BatchNorm's
+        # all-reduces: on 8 CPU devices the program gave a different result run to run
+        # (n_critic 2 + R1, jax 0.10.2; tests/test_families.py found it), as two conditionals in
+        # one update did (below). So with several updates the penalties are computed on every
+        # update and weighted 0 when not due: the same mathematics, without the lazy saving.
+        weight = jnp.asarray(now, jnp.float32)
+        outputs = _forward(gan, opts, params, stats, batch, aug, p, True)
+        return outputs._replace(r1=outputs.r1 * weight, r2=outputs.r2 * weight)
+    if opts.r2_gamma and now is not True:
+        # One conditional for both penalties: with two, each holding BatchNorm's all-reduces,
+        # 8 CPU devices gave a different result run to run (R1 + R2 + translation, jax 0.10.2).
+        return lax.cond(now, lambda: _forward(gan, opts, params, stats, batch, aug, p, True),
+                        lambda: _forward(gan, opts, params, stats, batch, aug, p, False))
+    # R1 alone (or every update penalised): its conditional inside, around the real batch only,
+    # as the program of the versions before R2 (the same numbers for their configs and workdirs).
+    return _forward(gan, opts, params, stats, batch, aug, p, now)
+
+
+def _forward(gan, opts, params, stats, batch: Batch, aug: AugmentSlots, p, now):
+    def real_logits(x):
+        """(logits, (new BatchNorm statistics, reconstruction loss or None))."""
+        quadrant = {"quadrant_B": aug.real["quadrant"]} if reconstructs_reals(gan) else {}
+        out, upd = gan.discriminator.apply(variables(params, stats), x, batch.real_y, train=True,
                                            mutable=["batch_stats"], **quadrant)
-        logits, reconstruction = out if reconstructs else (out, jnp.zeros((), jnp.float32))
+        logits, reconstruction = out if quadrant else (out, None)
         return logits, (upd.get("batch_stats", {}), reconstruction)
 
-    def fake_logits_fn(params, stats, x):
-        out, upd = gan.discriminator.apply(variables(params, stats), x, fake_y, train=True,
-                                           mutable=["batch_stats"])
+    def fake_logits(new_stats, x):
+        out, upd = gan.discriminator.apply(variables(params, new_stats), x, batch.fake_y,
+                                           train=True, mutable=["batch_stats"])
         return out, upd.get("batch_stats", {})
 
-    def penalised(logits_fn, x, aug, gamma, now):
-        """(zero-centred gradient penalty on x if `now` (a bool, or a traced one) and gamma > 0,
-        else 0; logits; aux)."""
-        def of_x(x_):
-            return logits_fn(opts.seen(x_, aug, p) if through_augment else x_)
-        if not through_augment:
-            x = opts.seen(x, aug, p)
+    r1, real_out, (stats, reconstruction) = penalised(
+        opts, real_logits, batch.real_x, aug.real, p, opts.r1_gamma, now)
+    r2, fake_out, stats = penalised(opts, functools.partial(fake_logits, stats), batch.fake_x,
+                                    aug.fake, p, opts.r2_gamma, now)
+    return DiscriminatorOutputs(r1, r2, real_out, fake_out, stats, reconstruction)
 
-        def without():
-            return (jnp.zeros((), jnp.float32),) + of_x(x)
-        if not gamma or now is False:
-            return without()
-        if now is True:
-            return losses.r1_penalty(of_x, x)
-        return lax.cond(now, lambda: losses.r1_penalty(of_x, x), without)
 
-    def forward(params, now):
-        """D on the real and the fake batch: (r1, r2, real logits, fake logits, statistics,
-        reconstruction loss); the penalties only `now`."""
-        r1, real_logits, (stats, reconstruction) = penalised(
-            functools.partial(real_logits_fn, params), real_x, take(aug_3, 0), opts.r1_gamma,
-            now)
-        r2, fake_logits, stats = penalised(functools.partial(fake_logits_fn, params, stats), fake,
-                                           take(aug_3, 1), opts.r2_gamma, now)
-        return r1, r2, real_logits, fake_logits, stats, reconstruction
+def penalised(opts: StepOptions, logits_fn, x, aug: dict, p, gamma, now):
+    """(the zero-centred gradient penalty of `logits_fn` at x if `now` (a bool, or a traced one)
+    and gamma > 0, else 0; logits; aux).
 
-    def loss_fn(params):
-        now = True if opts.r1_every == 1 else d_index % opts.r1_every == 0
-        weight = 1.0
-        if opts.n_critic > 1 and now is not True:
-            # Several D updates in one program, each with its own lax.cond holding BatchNorm's
-            # all-reduces: on 8 CPU devices the program gave a different result run to run
-            # (n_critic 2 + R1, jax 0.10.2), as two conditionals did below. So with several
-            # updates the penalties are computed on every update and weighted 0 when not due:
-            # the same mathematics, without the lazy interval's saving.
-            weight, now = jnp.asarray(now, jnp.float32), True
-        if opts.r2_gamma:
-            # One conditional for both penalties: with two, each holding BatchNorm's all-reduces,
-            # 8 CPU devices gave a different result run to run (R1 + R2 + translation, jax 0.10.2).
-            outputs = lax.cond(now, lambda: forward(params, True), lambda: forward(params, False))
-        else:
-            outputs = forward(params, now)  # R1 alone: the program of earlier jaxgan versions
-        r1, r2, real_logits, fake_logits, stats, reconstruction = outputs
-        if not isinstance(weight, float):
-            r1, r2 = r1 * weight, r2 * weight
-        loss = losses.d_loss(opts.loss, real_logits, fake_logits)
-        metrics = {"d_loss": loss, "d_real": real_logits.mean(), "d_fake": fake_logits.mean()}
-        if reconstructs:  # FastGAN's self-supervised decoders, on real images only
-            loss = loss + reconstruction
-            metrics["reconstruction"] = reconstruction
-        new_aux = dict(aux)
-        # Lazy regularisation (StyleGAN2): every r1_every-th update, r1_every times the weight.
-        if opts.r1_gamma:
-            loss = loss + 0.5 * (opts.r1_gamma * gamma_scale) * opts.r1_every * r1
-            metrics["r1"] = r1
-        if opts.r2_gamma:
-            loss = loss + 0.5 * (opts.r2_gamma * gamma_scale) * opts.r1_every * r2
-            metrics["r2"] = r2
-        if opts.lecam:
-            means = lax.pmean(lax.stop_gradient((real_logits.mean(), fake_logits.mean())), AXIS)
-            new_aux["lecam_real"], new_aux["lecam_fake"] = losses.lecam_update(
-                aux["lecam_real"], aux["lecam_fake"], *means, first=d_index == 0)
-            regulariser = losses.lecam(real_logits, fake_logits, new_aux["lecam_real"],
-                                       new_aux["lecam_fake"])
-            loss = loss + opts.lecam * regulariser
-            metrics["lecam"] = regulariser
-        metrics["real_sign"] = jnp.mean(jnp.sign(real_logits))
-        return loss, (stats, new_aux, metrics)
-    (_, (d_stats, aux, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d_params)
-    updates, d_opt = gan.d_tx.update(lax.pmean(grads, AXIS), d_opt, d_params)
-    return optax.apply_updates(d_params, scaled(updates, lr_scale)), d_stats, d_opt, aux, metrics
+    With the relativistic loss (R3GAN, as StyleGAN2-ADA) the penalty is taken with respect to
+    the images before augmentation, through it; the older losses take it at D's input, the
+    augmented images, as their runs were trained: changing it would change their steps, resumed
+    workdirs included. Without an augmentation policy the two are the same."""
+    def of_x(x_):
+        return logits_fn(opts.seen(x_, aug, p) if opts.relativistic else x_)
+    if not opts.relativistic:
+        x = opts.seen(x, aug, p)
+
+    def without():
+        return (jnp.zeros((), jnp.float32),) + of_x(x)
+    if not gamma or now is False:
+        return without()
+    if now is True:
+        return losses.zero_centred_gradient_penalty(of_x, x)
+    return lax.cond(now, lambda: losses.zero_centred_gradient_penalty(of_x, x), without)
+
+
+def discriminator_loss(opts: StepOptions, out: DiscriminatorOutputs, aux: dict, gamma_scale,
+                       d_index):
+    """(D's loss, its metrics, the new aux): the adversarial loss, FastGAN's reconstruction,
+    the penalties (lazy: every penalty_every-th update, penalty_every times the weight, as
+    StyleGAN2), LeCam."""
+    loss = losses.d_loss(opts.loss, out.real_logits, out.fake_logits)
+    metrics = {"d_loss": loss, "d_real": out.real_logits.mean(),
+               "d_fake": out.fake_logits.mean()}
+    if out.reconstruction is not None:  # FastGAN's self-supervised decoders, on reals only
+        loss = loss + out.reconstruction
+        metrics["reconstruction"] = out.reconstruction
+    for name, gamma, penalty in (("r1", opts.r1_gamma, out.r1), ("r2", opts.r2_gamma, out.r2)):
+        if gamma:
+            loss = loss + 0.5 * (gamma * gamma_scale) * opts.penalty_every * penalty
+            metrics[name] = penalty
+    new_aux = dict(aux)
+    if opts.lecam:
+        means = lax.pmean(lax.stop_gradient((out.real_logits.mean(), out.fake_logits.mean())),
+                          AXIS)
+        new_aux["lecam_real"], new_aux["lecam_fake"] = losses.lecam_update(
+            aux["lecam_real"], aux["lecam_fake"], *means, first=d_index == 0)
+        regulariser = losses.lecam(out.real_logits, out.fake_logits, new_aux["lecam_real"],
+                                   new_aux["lecam_fake"])
+        loss = loss + opts.lecam * regulariser
+        metrics["lecam"] = regulariser
+    metrics["real_sign"] = jnp.mean(jnp.sign(out.real_logits))
+    return loss, metrics, new_aux
 
 
 def reconstructs_reals(gan: GAN) -> bool:
@@ -252,76 +309,105 @@ def generator_forward(gan: GAN, g_stats, z_BZ, y_B):
     return forward
 
 
-def generator_loss(gan: GAN, opts: StepOptions, d_params, d_stats, z_BZ, y_B, aug, p, real,
-                   fake):
-    """G's loss as a function of its fake batch: (loss, D's new BatchNorm statistics).
-    `real`: (images, labels, augmentation numbers) of the real batch, which the relativistic
-    loss pairs with the fakes (D sees them, freshly augmented, after the fakes, as R3GAN)."""
-    logits, upd = gan.discriminator.apply(variables(d_params, d_stats), opts.seen(fake, aug, p),
-                                          y_B, train=True, mutable=["batch_stats"])
+def generator_loss(gan: GAN, opts: StepOptions, d: DiscriminatorState, batch: Batch, z_BZ,
+                   aug: AugmentSlots, p):
+    """G's loss as a function of its fake batch (batch.fake_x): (loss, D's new BatchNorm
+    statistics). The relativistic loss pairs the fakes with the real batch (D sees it, freshly
+    augmented, after the fakes, as R3GAN)."""
+    fake = batch.fake_x
+    logits, upd = gan.discriminator.apply(variables(d.params, d.stats),
+                                          opts.seen(fake, aug.fake_in_g, p), batch.fake_y,
+                                          train=True, mutable=["batch_stats"])
     real_logits = None
-    if opts.loss == "rpgan":
-        real_x, real_y, real_aug = real
+    if opts.relativistic:
         real_logits, upd = gan.discriminator.apply(
-            variables(d_params, upd.get("batch_stats", {})), opts.seen(real_x, real_aug, p),
-            real_y, train=True, mutable=["batch_stats"])
+            variables(d.params, upd.get("batch_stats", {})),
+            opts.seen(batch.real_x, aug.real_in_g, p), batch.real_y, train=True,
+            mutable=["batch_stats"])
     loss = losses.g_loss(opts.loss, logits, real_logits)
     if opts.mode_seeking:
         loss = loss + opts.mode_seeking * losses.mode_seeking(fake, z_BZ)
     return loss, upd.get("batch_stats", {})
 
 
-def local_step(state: GANState, real_x, real_y, z_KBZ, fake_y_KB, aug_K3B, *, gan: GAN,
-               opts: StepOptions):
-    """Per-device update; arrays hold this device's part of the batch. K = D updates per step.
-
-    aug_K3B: per D update, DiffAugment numbers (augment.draw) for the real batch, the fake batch
-    in the D update and the fake batch in the G update (unused without a policy)."""
-    g_stats, d_params, d_stats, d_opt = state.g_stats, state.d_params, state.d_stats, state.d_opt_state
+def local_step(state: GANState, real_x, real_y, z_KBZ, fake_y_KB, aug_K: AugmentSlots, *,
+               gan: GAN, opts: StepOptions):
+    """Per-device update; arrays hold this device's part of the batch. K = opts.n_critic D
+    updates, then G's (it reuses the last D update's fake batch, its forward kept as a VJP)."""
     aux = aux_of(state)
-    p = opts.augment_probability(state.step, aux)
-    num_critic = z_KBZ.shape[0]
-    d_update = functools.partial(discriminator_update, gan, opts,
-                                 lr_scale=opts.lr_scale(state.step),
-                                 gamma_scale=opts.scheduled(state.step, opts.final_gamma_scale))
-    for k in range(num_critic - 1):
-        fake, g_stats = generator_forward(gan, g_stats, z_KBZ[k], fake_y_KB[k])(state.g_params)
-        d_params, d_stats, d_opt, aux, _ = d_update(
-            d_params, d_stats, d_opt, aux, real_x, real_y, lax.stop_gradient(fake), fake_y_KB[k],
-            take(aug_K3B, k), p, state.step * num_critic + k)
+    scales = Scales(opts.augment_probability(state.step, aux), opts.lr_scale(state.step),
+                    opts.scheduled(state.step, opts.final_gamma_scale))
+    d = DiscriminatorState(state.d_params, state.d_stats, state.d_opt_state, aux)
+    g_stats, k = state.g_stats, opts.n_critic - 1
+    for i in range(k):
+        fake, g_stats = generator_forward(gan, g_stats, z_KBZ[i], fake_y_KB[i])(state.g_params)
+        batch = Batch(real_x, real_y, lax.stop_gradient(fake), fake_y_KB[i])
+        d, _ = discriminator_update(gan, opts, d, batch, at(aug_K, i), scales,
+                                    state.step * opts.n_critic + i)
+    fake, g_vjp, g_stats = jax.vjp(generator_forward(gan, g_stats, z_KBZ[k], fake_y_KB[k]),
+                                   state.g_params, has_aux=True)
+    batch, aug = Batch(real_x, real_y, lax.stop_gradient(fake), fake_y_KB[k]), at(aug_K, k)
+    d, d_metrics = discriminator_update(gan, opts, d, batch, aug, scales,
+                                        state.step * opts.n_critic + k)
 
-    # The G update reuses the last D update's fake batch; its forward pass is kept as a VJP.
-    z, fake_y, aug_3 = z_KBZ[-1], fake_y_KB[-1], take(aug_K3B, -1)
-    fake, g_vjp, g_stats = jax.vjp(generator_forward(gan, g_stats, z, fake_y), state.g_params,
-                                   has_aux=True)
-    d_params, d_stats, d_opt, aux, d_metrics = d_update(
-        d_params, d_stats, d_opt, aux, real_x, real_y, lax.stop_gradient(fake), fake_y, aug_3, p,
-        state.step * num_critic + num_critic - 1)
-    # (slot 3: the real batch's augmentation in the G update, drawn only for rpgan)
-    real = (real_x, real_y, take(aug_3, 3) if opts.loss == "rpgan" else None)
-    g_loss_of_fake = functools.partial(generator_loss, gan, opts, d_params, d_stats, z, fake_y,
-                                       take(aug_3, 2), p, real)
-    (g_loss, d_stats), fake_grad = jax.value_and_grad(g_loss_of_fake, has_aux=True)(fake)
+    def g_loss_of(fake):
+        return generator_loss(gan, opts, d, batch._replace(fake_x=fake), z_KBZ[k], aug,
+                              scales.augment_p)
+    (g_loss, d_stats), fake_grad = jax.value_and_grad(g_loss_of, has_aux=True)(fake)
     (g_grads,) = g_vjp(fake_grad)
     g_updates, g_opt = gan.g_tx.update(lax.pmean(g_grads, AXIS), state.g_opt_state, state.g_params)
-    g_params = optax.apply_updates(state.g_params, scaled(g_updates, opts.lr_scale(state.step)))
-
+    g_params = optax.apply_updates(state.g_params, scaled(g_updates, scales.lr))
     # D metrics are those of the last D update, taken before it applied its gradients.
     metrics = lax.pmean({**d_metrics, "g_loss": g_loss}, AXIS)
+    d = d._replace(stats=d_stats, aux=adapt(opts, d.aux, metrics, scales.augment_p))
+    return finish_step(opts, state, g_params, g_stats, g_opt, d, metrics)
+
+
+def adapt(opts: StepOptions, aux: dict, metrics: dict, p) -> dict:
+    """ADA's new probability into `aux` (and its numbers into `metrics`) when adaptive."""
     real_sign = metrics.pop("real_sign")
     if opts.adaptive:
         aux["augment_p"] = augment_lib.adapt_probability(
-            p, real_sign, opts.ada_target, num_critic * opts.batch_size, opts.ada_kimg)
+            p, real_sign, opts.ada_target, opts.n_critic * opts.batch_size, opts.ada_kimg)
         metrics.update(augment_p=p, real_sign=real_sign)
+    return aux
+
+
+def finish_step(opts: StepOptions, state: GANState, g_params, g_stats, g_opt,
+                d: DiscriminatorState, metrics: dict):
+    """The new state (with G's EMA) and the metrics (with whether every number is finite)."""
     ema_decay, warm_up = opts.ema_decay_at(state.step), not opts.ema_images
     new_state = state.replace(
-        step=state.step + 1, g_params=g_params, g_stats=g_stats, d_params=d_params,
-        d_stats=d_stats, g_opt_state=g_opt, d_opt_state=d_opt,
+        step=state.step + 1, g_params=g_params, g_stats=g_stats, d_params=d.params,
+        d_stats=d.stats, g_opt_state=g_opt, d_opt_state=d.opt_state,
         ema_params=ema_update(g_params, state.ema_params, state.step, ema_decay, warm_up),
         ema_stats=ema_update(g_stats, state.ema_stats, state.step, ema_decay, warm_up),
-        **({"aux": aux} if aux else {}))
-    metrics["finite"] = all_finite(metrics, g_params, d_params).astype(jnp.float32)
+        **({"aux": d.aux} if d.aux else {}))
+    metrics["finite"] = all_finite(metrics, g_params, d.params).astype(jnp.float32)
     return new_state, metrics
+
+
+def draw_step_numbers(key, opts: StepOptions, gan: GAN, batch_size: int):
+    """Every random number of a step, for the global batch (so that 1 device and N draw the
+    same): latents (K, B, Z), fake labels (K, B) and the AugmentSlots of (K, B, ...) arrays."""
+    n_critic = opts.n_critic
+    z_key, y_key, augment_key = jax.random.split(key, 3)
+    z = jax.random.normal(z_key, (n_critic, batch_size, gan.latent_dim), jnp.float32)
+    fake_labels = jax.random.randint(y_key, (n_critic, batch_size), 0, max(gan.num_classes, 1))
+    if opts.mode_seeking:  # pairs (2k, 2k+1) share a label (pairs never straddle two devices)
+        fake_labels = jnp.repeat(fake_labels[:, ::2], 2, axis=1)
+    # Drawn as (K, slot, B) arrays, the slots in AugmentSlots' order (the last one only with
+    # the relativistic loss): the numbers of the versions before the slots had names.
+    slots = 4 if opts.relativistic else 3
+    numbers = augment_lib.draw(augment_key, opts.augment, (n_critic, slots, batch_size),
+                               gan.image_shape[0])
+    aug = AugmentSlots(*(at(numbers, (slice(None), i)) for i in range(slots)),
+                       *([{}] if slots == 3 else []))
+    if reconstructs_reals(gan):  # which quadrant of each real image D reconstructs (slot 0 used)
+        quadrant = jax.random.randint(jax.random.fold_in(augment_key, 4),
+                                      (n_critic, 3, batch_size), 0, 4)
+        aug = aug._replace(real={**aug.real, "quadrant": quadrant[:, 0]})
+    return z, fake_labels, aug
 
 
 def make_train_step(gan: GAN, train_config, mesh: Mesh):
@@ -334,23 +420,10 @@ def make_train_step(gan: GAN, train_config, mesh: Mesh):
     local = functools.partial(local_step, gan=gan, opts=opts)
     data, per_critic = P(AXIS), P(None, AXIS)
     sharded = jax.shard_map(local, mesh=mesh,
-                            in_specs=(P(), data, data, per_critic, per_critic, P(None, None, AXIS)),
+                            in_specs=(P(), data, data, per_critic, per_critic, per_critic),
                             out_specs=(P(), P()), check_vma=False)
-    n_critic, num_classes = train_config.n_critic, gan.num_classes
 
     def train_step(state, batch, key):
-        batch_size = batch["image"].shape[0]
-        z_key, y_key, augment_key = jax.random.split(key, 3)
-        z = jax.random.normal(z_key, (n_critic, batch_size, gan.latent_dim), jnp.float32)
-        fake_labels = jax.random.randint(y_key, (n_critic, batch_size), 0, max(num_classes, 1))
-        if opts.mode_seeking:  # pairs (2k, 2k+1) share a label (pairs never straddle two devices)
-            fake_labels = jnp.repeat(fake_labels[:, ::2], 2, axis=1)
-        # For the global batch, so that 1 device and N devices augment the same way.
-        slots = 4 if opts.loss == "rpgan" else 3  # see local_step
-        numbers = augment_lib.draw(augment_key, opts.augment, (n_critic, slots, batch_size),
-                                   gan.image_shape[0])
-        if reconstructs_reals(gan):  # which quadrant of each real image D reconstructs
-            numbers["quadrant"] = jax.random.randint(jax.random.fold_in(augment_key, 4),
-                                                     (n_critic, 3, batch_size), 0, 4)
-        return sharded(state, batch["image"], batch["label"], z, fake_labels, numbers)
+        z, fake_labels, aug = draw_step_numbers(key, opts, gan, batch["image"].shape[0])
+        return sharded(state, batch["image"], batch["label"], z, fake_labels, aug)
     return train_step
