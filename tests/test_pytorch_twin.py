@@ -42,8 +42,9 @@ RESNET = {"model.arch": "resnet", "model.d_norm": "spectral", "model.attention_r
 # DiffAugment color + translation), class-conditional (conditional BatchNorm, projection head).
 # The twin gets jaxgan's noise maps and quadrants (twin_check.compare). Judged on step 1, as the
 # resnet family: from step 2 Adam's first steps on near-zero gradients drift the runs apart.
-# (Unconditional is not here: on 8 devices one G tensor's Adam moments differ from the twin's by
-# O(1) relative, on 1 device by 1.2e-4; not yet explained, see benchmarks/README.md.)
+# (Unconditional is not here: on these 8 devices G's Adam moments differ from the twin's by 1.5-3%,
+# on 1 device they agree; jaxgan's 1- and 8-device steps likely differ there, see
+# benchmarks/README.md's twin_check section.)
 FASTGAN = {"data.source": "digits"}
 FASTGAN_CASES = {"conditional": {}}
 
