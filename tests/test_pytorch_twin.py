@@ -43,8 +43,8 @@ RESNET = {"model.arch": "resnet", "model.d_norm": "spectral", "model.attention_r
 # The twin gets jaxgan's noise maps and quadrants (twin_check.compare). Judged on step 1, as the
 # resnet family: from step 2 Adam's first steps on near-zero gradients drift the runs apart.
 # (Unconditional is not here: on these 8 devices G's Adam moments differ from the twin's by 1.5-3%,
-# on 1 device they agree; jaxgan's 1- and 8-device steps likely differ there, see
-# benchmarks/README.md's twin_check section.)
+# on 1 device they agree; jaxgan's own 1- and 8-device steps differ as much in G's moments, through
+# the just-updated D: benchmarks/README.md's twin_check section.)
 FASTGAN = {"data.source": "digits"}
 FASTGAN_CASES = {"conditional": {}}
 
