@@ -119,7 +119,12 @@ def cpu_description() -> str:
                 break
     vector = ("AVX-512" if "avx512f" in flags else
               "AVX2, no AVX-512" if "avx2" in flags else "no AVX2") if flags else "flags unknown"
-    return f"{name}, {os.cpu_count()} logical cores, {vector}"
+    if flags:  # bf16 units: what model.dtype=bfloat16 and torch's autocast could use
+        bf16 = [f for f in ("avx512_bf16", "amx_bf16", "avx_ne_convert") if f in flags]
+        vector += f", bf16 units: {' '.join(bf16)}" if bf16 else ", no bf16 units"
+    family = fields.get("CPU family")
+    return f"{name}{f' (family {family})' if family else ''}, {os.cpu_count()} logical cores, " \
+           f"{vector}"
 
 
 def device_description() -> str:

@@ -62,19 +62,23 @@ def unsupported(config) -> list[str]:
     """The config settings the twin does not model, as 'key=value'."""
     model, train = config.model, config.train
     bad = []
-    if model.arch not in ("dcgan", "resnet"):
+    if model.arch not in ("dcgan", "resnet", "fastgan"):
         bad.append(f"model.arch={model.arch!r}")
     if str(model.dtype) not in ("float32", "bfloat16"):
         bad.append(f"model.dtype={model.dtype!r}")
     if model.arch == "resnet":
         bad += [f"model.{key}={model[key]!r}" for key in
                 ("shared_embedding_dim", "hierarchical_latent", "g_spectral_norm") if model[key]]
+    if train.loss not in ("non_saturating", "hinge"):
+        bad.append(f"train.loss={train.loss!r}")
     if train.r1_gamma:
         bad.append(f"train.r1_gamma={train.r1_gamma!r}")
     if train.augment and train.ada_target > 0:
         bad.append(f"train.ada_target={train.ada_target!r}")
     if train.lr_decay:
         bad.append(f"train.lr_decay={train.lr_decay!r}")
+    bad += [f"train.{key}={train[key]!r}" for key in ("r2_gamma", "schedule_kimg", "ema_kimg")
+            if train[key]]
     return bad
 
 
@@ -273,7 +277,13 @@ class TwinGAN:
         self.augment_p, self.lecam = float(train.augment_p), float(train.lecam)
         self.lecam_real = self.lecam_fake = torch.zeros((), device=self.device)
         self.d_updates = 0
-        if model.arch == "resnet":
+        if model.arch == "fastgan":
+            import pytorch_twin_fastgan as fastgan
+            self.G = fastgan.Generator(resolution, channels, num_classes, model.latent_dim,
+                                       model.g_width, spectral=model.g_spectral_norm)
+            self.D = fastgan.Discriminator(resolution, channels, num_classes, model.d_width,
+                                           spectral=model.d_norm == "spectral")
+        elif model.arch == "resnet":
             import pytorch_twin_resnet as resnet
             attention = model.attention_resolution
             self.G = resnet.Generator(resolution, channels, num_classes, model.latent_dim,
@@ -324,6 +334,8 @@ class TwinGAN:
             numbers["translation"] = torch.randint(-s, s + 1, (*shape, 2), device=dev)
         if "cutout" in self.policy:
             numbers["cutout"] = torch.randint(0, cutout_centres(n), (*shape, 2), device=dev)
+        if self.arch == "fastgan":  # which quadrant of each real image D reconstructs
+            numbers["quadrant"] = torch.randint(0, 4, shape, device=dev)
         return z, y, numbers
 
     def _labels(self, y):
@@ -345,12 +357,28 @@ class TwinGAN:
         return (F.relu(real_logits - self.lecam_fake).square().mean()
                 + F.relu(self.lecam_real - fake_logits).square().mean())
 
+    def _generate(self, z, y, noise):
+        """G(z, labels); the fastgan G also takes its noise maps ({index: (B, 1, H, W)}, None:
+        drawn fresh, as the official code does)."""
+        if self.arch == "fastgan":
+            return self.G(z, self._labels(y), noise)
+        return self.G(z, self._labels(y))
+
     def _d_update(self, real, real_y, fake, fake_y, numbers, k: int):
         self.opt_d.zero_grad(set_to_none=True)
         with self.autocast():
-            real_logits = self.D(self._seen(real, numbers, k, 0), self._labels(real_y)).float()
+            seen_real = self._seen(real, numbers, k, 0)
+            reconstruction = None
+            if self.arch == "fastgan":  # D also reconstructs the real images it sees
+                real_logits, reconstruction = self.D(seen_real, self._labels(real_y),
+                                                     numbers["quadrant"][k, 0])
+                real_logits = real_logits.float()
+            else:
+                real_logits = self.D(seen_real, self._labels(real_y)).float()
             fake_logits = self.D(self._seen(fake, numbers, k, 1), self._labels(fake_y)).float()
             adversarial = loss = d_loss(self.loss, real_logits, fake_logits)
+            if reconstruction is not None:
+                loss = loss + reconstruction.float()
             regulariser = None
             if self.lecam:
                 regulariser = self._lecam(real_logits, fake_logits)
@@ -358,24 +386,26 @@ class TwinGAN:
         loss.backward()
         self.opt_d.step()
         self.d_updates += 1
-        return adversarial, real_logits, fake_logits, regulariser
+        return adversarial, real_logits, fake_logits, regulariser, reconstruction
 
-    def step(self, real, real_y, z=None, fake_y=None, numbers=None):
+    def step(self, real, real_y, z=None, fake_y=None, numbers=None, noise=None):
         """One jaxgan step. real: (B, C, H, W) float32 in [-1, 1]; real_y: (B,) int64;
         z (K, B, Z), fake_y (K, B) and the DiffAugment numbers (a dict of (K, 3, B, ...)
-        tensors) as jaxgan's make_train_step draws them (drawn here when not given). Returns
-        the metrics dict of 0-d tensors."""
+        tensors; for fastgan also "quadrant") as jaxgan's make_train_step draws them (drawn here
+        when not given); noise: the fastgan G's noise maps {index: (K, B, 1, H, W)} (None: drawn
+        fresh). Returns the metrics dict of 0-d tensors."""
         if z is None:
             z, fake_y, numbers = self.draw(real.shape[0])
+        noise_of = lambda k: None if noise is None else {i: v[k] for i, v in noise.items()}
         for k in range(self.n_critic - 1):
             with torch.no_grad(), self.autocast():
-                fake = self.G(z[k], self._labels(fake_y[k]))
+                fake = self._generate(z[k], fake_y[k], noise_of(k))
             self._d_update(real, real_y, fake, fake_y[k], numbers, k)
         last = self.n_critic - 1
         z_last, y = z[-1], fake_y[-1]
         with self.autocast():
-            fake = self.G(z_last, self._labels(y))
-        d, real_logits, fake_logits, regulariser = self._d_update(
+            fake = self._generate(z_last, y, noise_of(last))
+        d, real_logits, fake_logits, regulariser, reconstruction = self._d_update(
             real, real_y, fake.detach(), y, numbers, last)
 
         self.opt_g.zero_grad(set_to_none=True)
@@ -400,6 +430,8 @@ class TwinGAN:
                    "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
         if regulariser is not None:
             metrics["lecam"] = regulariser.detach()
+        if reconstruction is not None:
+            metrics["reconstruction"] = reconstruction.detach()
         return metrics
 
 
@@ -446,6 +478,9 @@ def _kind(name: str) -> str:
 def param_table(twin: TwinGAN):
     """{("g" | "d", flax path tuple): (twin tensor, kind)} for every parameter of both networks,
     and {(net, path): twin buffer} for the BatchNorm running means and variances."""
+    if twin.arch == "fastgan":
+        import pytorch_twin_fastgan as fastgan
+        return fastgan.param_table(twin.G, twin.D)[:2]
     if twin.arch == "resnet":
         import pytorch_twin_resnet as resnet
         return resnet.param_table(twin.G, twin.D)[:2]
@@ -488,22 +523,26 @@ def flat(tree, prefix=()) -> dict:
 
 
 def spectral_vectors(twin: TwinGAN) -> dict:
-    """{(net, flax batch_stats path): the twin's power-iteration vector u} (resnet D with
-    spectral norm; none otherwise)."""
+    """{(net, flax batch_stats path): the twin's power-iteration vector u} (the resnet D's and
+    the fastgan G's and D's with spectral norm; none otherwise)."""
+    if twin.arch == "fastgan":
+        import pytorch_twin_fastgan as fastgan
+        return fastgan.param_table(twin.G, twin.D)[2]
     if twin.arch != "resnet":
         return {}
     import pytorch_twin_resnet as resnet
     return resnet.param_table(twin.G, twin.D)[2]
 
 
-def load_jaxgan_params(twin: TwinGAN, g_params, d_params, d_stats=None) -> None:
+def load_jaxgan_params(twin: TwinGAN, g_params, d_params, d_stats=None, g_stats=None) -> None:
     """Copy jaxgan's generator / discriminator params (flax trees, host numpy) into the twin,
-    and its spectral-norm vectors from D's `batch_stats` (`d_stats`); the twin's optimiser, EMA
-    and LeCam state are reset to match a fresh jaxgan state. Fails naming any parameter one
-    side has and the other lacks."""
+    and its spectral-norm vectors from the networks' `batch_stats` (`d_stats`, `g_stats`); the
+    twin's optimiser, EMA and LeCam state are reset to match a fresh jaxgan state. Fails naming
+    any parameter or vector one side has and the other lacks."""
     vectors = spectral_vectors(twin)
     if vectors:
-        given_u = {("d", p): v for p, v in flat(d_stats or {}).items() if p[-1].endswith("/u")}
+        given_u = {(net, p): v for net, stats in (("g", g_stats), ("d", d_stats))
+                   for p, v in flat(stats or {}).items() if p[-1].endswith("/u")}
         if set(given_u) != set(vectors):
             raise ValueError(f"the twin's spectral-norm vectors differ from jaxgan's: only in "
                              f"jaxgan {sorted(set(given_u) - set(vectors))}, only in the twin "

@@ -190,6 +190,112 @@ def print_runner(r, label, step, batch, bare_layouts):
               f"{bare_layouts[0]} of {bare_layouts[1]})")
 
 
+# ------------------------------------------------------------------------------------- sweep
+
+# The families at 32 px, as a CPU owner trains them (the art recipes' sizes): DCGAN is
+# configs/folder.py at 32 px, the resnet family configs/art.py shrunk as its docstring says for a
+# CPU (widths 16, one D update per step), FastGAN configs/fastgan_cpu.py. The data source only
+# has to pass validation: the step runs on a synthetic batch.
+FAMILIES = {
+    "dcgan": ("configs/folder.py", ["data.resolution=32"]),
+    "resnet": ("configs/art.py", ["data.resolution=32", "model.g_width=16", "model.d_width=16",
+                                  "train.n_critic=1"]),
+    "fastgan": ("configs/fastgan_cpu.py", []),
+}
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (taskset / cgroups), not the machine's count: torch's
+    OpenMP threads beyond them only contend."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count()
+
+
+def sweep_cell(config, num_classes: int, reps: int, with_torch: bool):
+    """(jaxgan step s, twin step s or None, compile s) for one config, timed interleaved: one
+    jaxgan run, one twin run (pytorch/examples' way: D weight grads in the G step), `reps`
+    times; medians."""
+    image_shape = _common.image_shape_of(config)
+    bench = _common.JaxStep(config, image_shape, num_classes)
+    first, steady, inner = measure_jax_step(bench)
+    twin_call = None
+    if with_torch:
+        import torch
+        import pytorch_twin as pt
+        twin = pt.TwinGAN(config, image_shape, num_classes)
+        g_t, d_t = pt.num_params(twin.G), pt.num_params(twin.D)
+        assert (g_t, d_t) == (bench.g_count, bench.d_count), \
+            f"parameter counts differ: jaxgan {bench.g_count}/{bench.d_count}, twin {g_t}/{d_t}"
+        real = torch.from_numpy(bench.batch_np["image"]).permute(0, 3, 1, 2).contiguous()
+        real_y = torch.from_numpy(bench.batch_np["label"]).long()
+
+        def twin_call(k=1):
+            for _ in range(k):
+                twin.step(real, real_y)
+        twin_call()  # warm-up (oneDNN primitive creation)
+        torch_inner = inner_for(median_time(twin_call, 1))
+    jax_runs, torch_runs = [], []
+    for _ in range(reps):
+        jax_runs.append(median_time(bench.call, 1, inner))
+        if twin_call is not None:
+            torch_runs.append(median_time(twin_call, 1, torch_inner))
+    return (statistics.median(jax_runs), statistics.median(torch_runs) if torch_runs else None,
+            first - steady, float(bench.metrics["finite"]))
+
+
+def sweep(args) -> None:
+    """The throughput table: every family x dtype x batch size, jaxgan against its twin."""
+    families = [f for f in args.families.split(",") if f]
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise SystemExit(f"error: --families: unknown {', '.join(unknown)} (known: "
+                         f"{', '.join(FAMILIES)})")
+    batches = [int(b) for b in args.batch_sizes.split(",")]
+    dtypes = [d for d in args.dtypes.split(",") if d]
+    if not args.no_torch:
+        import torch
+        torch.set_num_threads(usable_cores())
+        print(f"torch         {torch.__version__}, threads {torch.get_num_threads()} (usable "
+              f"cores), mkldnn {torch.backends.mkldnn.is_available()}, bf16 as CPU autocast")
+    _common.print_machine()
+    print(f"usable cores  {usable_cores()} (os.sched_getaffinity)")
+    rows = []
+    header = (f"{'family':8s} {'dtype':9s} {'batch':>5s} {'jaxgan ms':>10s} {'img/s':>7s} "
+              f"{'twin ms':>9s} {'img/s':>7s} {'jax/twin':>8s} {'compile s':>9s}")
+    print("\n" + header)
+    for family in families:
+        path, overrides = FAMILIES[family]
+        for dtype in dtypes:
+            for batch in batches:
+                config = _common.load_config(path, [
+                    "data.source=folder:/tmp", *overrides, f"train.batch_size={batch}",
+                    f"model.dtype={dtype}", *args.override])
+                num_classes = args.num_classes if config.data.conditional else 0
+                step, twin_step, compile_s, finite = sweep_cell(config, num_classes, args.steps,
+                                                                not args.no_torch)
+                ratio = twin_step / step if twin_step else float("nan")
+                row = (family, dtype, batch, step, twin_step, ratio, compile_s, finite)
+                rows.append(row)
+                print(f"{family:8s} {dtype:9s} {batch:5d} {1e3 * step:10.1f} {batch / step:7.0f} "
+                      + (f"{1e3 * twin_step:9.1f} {batch / twin_step:7.0f} {ratio:8.2f}"
+                         if twin_step else f"{'-':>9s} {'-':>7s} {'-':>8s}")
+                      + f" {compile_s:9.1f}" + ("" if finite == 1.0 else "  (non-finite!)"),
+                      flush=True)
+    print("\nMarkdown (jax/twin: images/s of jaxgan over the twin's; > 1: jaxgan faster):\n")
+    print("| family | dtype | batch | jaxgan step | jaxgan img/s | twin step | twin img/s | "
+          "jax/twin |")
+    print("|---|---|---|---|---|---|---|---|")
+    for family, dtype, batch, step, twin_step, ratio, _, _ in rows:
+        twin_cells = (f"{1e3 * twin_step:.1f} ms | {batch / twin_step:,.0f} | {ratio:.2f}x"
+                      if twin_step else "- | - | -")
+        print(f"| {family} | {dtype} | {batch} | {1e3 * step:.1f} ms | {batch / step:,.0f} | "
+              f"{twin_cells} |")
+    print()
+    _common.print_load("at end")
+
+
 # ------------------------------------------------------------------------------------- main
 
 def main(argv=None):
@@ -213,7 +319,16 @@ def main(argv=None):
     parser.add_argument("--no_torch", "--no-torch", action="store_true")
     parser.add_argument("--torch_one_thread", "--torch-one-thread", action="store_true",
                         help="also time the twin with torch.set_num_threads(1)")
+    parser.add_argument("--families", default="",
+                        help="the throughput table instead of one config: these families at 32 "
+                             "px (comma-separated, of " + ", ".join(FAMILIES) + "), every "
+                             "--batch-sizes and --dtypes, jaxgan against the twin")
+    parser.add_argument("--batch_sizes", "--batch-sizes", default="8,16,32,64,128")
+    parser.add_argument("--dtypes", default="float32,bfloat16")
     args, config, overrides = _common.parse_with_config(parser, argv)
+    if args.families:
+        args.override = overrides
+        return sweep(args)
     image_shape = _common.image_shape_of(config)
     num_classes = args.num_classes if config.data.conditional else 0
     dtype_name = str(config.model.dtype)

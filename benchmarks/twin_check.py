@@ -63,7 +63,26 @@ def step_draws(key, config, batch_size: int, num_classes: int, resolution: int):
         y = jnp.repeat(y[:, ::2], 2, axis=1)
     numbers = augment.draw(augment_key, augment.parse_policy(config.train.augment),
                            (k, 3, batch_size), resolution)
+    if config.model.arch == "fastgan":  # which quadrant of each real image D reconstructs
+        numbers["quadrant"] = jax.random.randint(jax.random.fold_in(augment_key, 4),
+                                                 (k, 3, batch_size), 0, 4)
     return z, y, numbers
+
+
+def fastgan_noise(z_KBZ, shapes: dict) -> dict:
+    """The fastgan G's noise maps {fold_in index: (K, B, 1, H, W)} for latents z (K, B, Z), as
+    jaxgan.models.fastgan.NoiseInjection draws them (from keys made of z's bits); `shapes`:
+    {index: (H, W)}, the twin's G.noise_shapes()."""
+    import jax
+    import numpy as np
+    from jaxgan.models.fastgan import noise_keys
+
+    out = {}
+    for index, (h, w) in shapes.items():
+        draw = lambda key: jax.random.normal(jax.random.fold_in(key, index), (h, w, 1))
+        maps = [jax.vmap(draw)(noise_keys(z_BZ)) for z_BZ in z_KBZ]
+        out[index] = np.stack([np.asarray(m) for m in maps]).transpose(0, 1, 4, 2, 3)
+    return out
 
 
 def compare(config, image_shape, num_classes: int, steps: int = 2, verbose: bool = False):
@@ -80,7 +99,7 @@ def compare(config, image_shape, num_classes: int, steps: int = 2, verbose: bool
     gan, mesh, state = _common.build_gan(config, image_shape, num_classes)
     twin = pt.TwinGAN(config, image_shape, num_classes)
     pt.load_jaxgan_params(twin, jax.device_get(state.g_params), jax.device_get(state.d_params),
-                          jax.device_get(state.d_stats))
+                          jax.device_get(state.d_stats), jax.device_get(state.g_stats))
     batch_np = _common.synthetic_batch(config, image_shape, num_classes)
     batch = jax.device_put(batch_np, mesh_lib.split(mesh))
     train_step = jax.jit(make_train_step(gan, config.train, mesh), donate_argnums=0)
@@ -93,9 +112,13 @@ def compare(config, image_shape, num_classes: int, steps: int = 2, verbose: bool
         key = jax.random.fold_in(base_key, i)
         z, y, numbers = step_draws(key, config, config.train.batch_size, num_classes,
                                    image_shape[0])
+        noise = None
+        if twin.arch == "fastgan":
+            noise = {i: to_torch(v) for i, v in fastgan_noise(z, twin.G.noise_shapes()).items()}
         state, metrics = train_step(state, batch, key)
         theirs = twin.step(real, real_y, to_torch(z), to_torch(y).long(),
-                           {name: to_torch(v) for name, v in numbers.items()})
+                           {name: to_torch(v).long() if name == "quadrant" else to_torch(v)
+                            for name, v in numbers.items()}, noise)
         ours = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "finite"}
         report = _differences(jax.device_get(state), ours,
                               {k: float(v) for k, v in theirs.items()}, twin)
