@@ -34,9 +34,10 @@ continued are told PRUNED, the last rung's are COMPLETE with their score.
 Score (lower is better): C2ST accuracy + (1 - GAN-test / real held-out accuracy, clipped to
 [0, 1]): the issue's two targets (C2ST <= 0.7, GAN-test >= 0.9 x real) on one scale.
 
-Interrupt it any time and rerun the same command: finished segments are read back from
-`<out>/trials/N/`, a trial stopped mid-segment resumes from its last checkpoint with the CPU it
-already used counted.
+Stop it with SIGTERM or Ctrl-C (running trials are stopped and checkpointed as their budget would
+stop them) and rerun the same command: finished segments are read back from `<out>/trials/N/`, a
+stopped trial resumes from its checkpoint with the CPU it already used counted. With --stop-at,
+no segment starts that would not end (at the wall/CPU ratio seen so far) before that time.
 """
 from __future__ import annotations
 
@@ -51,10 +52,19 @@ import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NEVER = 10**8  # steps: the CPU budget stops the run first
+# Set by SIGTERM/SIGINT: running trials are stopped as their budget would stop them (train.py
+# checkpoints), their CPU is kept in the ledger, and a rerun continues them.
+STOPPING = threading.Event()
+EVALUATION_WALL_GUESS = 240.0  # seconds, for the stop-time check (measured: 1-4 min when shared)
+
+
+class Interrupted(Exception):
+    pass
 METRICS = ("fid", "pr", "gan_test", "memorisation", "c2st")
 FAMILY_CONFIGS = {"dcgan": "configs/folder.py", "resnet": "configs/art.py",
                   "fastgan": "configs/fastgan_cpu.py"}
@@ -186,9 +196,9 @@ def train_to(trial_dir: pathlib.Path, params: dict, source: str, resolution: int
     ledger_path = trial_dir / "cpu.json"
     ledger = (json.loads(ledger_path.read_text()) if ledger_path.exists()
               else {"cpu_seconds": 0.0, "wall_seconds": 0.0, "segments": 0})
-    if ledger.get("running"):  # the search was killed mid-segment: count what it had used
-        ledger["cpu_seconds"] += ledger.pop("running")
-        ledger["segments"] += 1
+    # Killed mid-segment (SIGKILL, a crash): the run resumes from the checkpoint the segment
+    # started from, so the CPU it had spent since bought nothing and is not counted.
+    ledger.pop("running", None)
     if ledger["cpu_seconds"] >= budget:
         return ledger
     config, flags = overrides(params, source, resolution)
@@ -206,17 +216,20 @@ def train_to(trial_dir: pathlib.Path, params: dict, source: str, resolution: int
         log.flush()
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         watched = psutil.Process(process.pid)
-        used, last_saved, stopped = 0.0, 0.0, False
+        used, last_saved, stopped, interrupted = 0.0, 0.0, False, False
         while process.poll() is None:
             used = max(used, tree_cpu_seconds(watched))
-            if used >= target and not stopped:
+            if (used >= target or STOPPING.is_set()) and not stopped:
                 process.send_signal(signal.SIGTERM)  # train.py saves a checkpoint and exits
                 stopped = True
+                interrupted = used < target
             if used - last_saved > 20:
                 ledger_path.write_text(json.dumps(dict(ledger, running=used)))
                 last_saved = used
             time.sleep(0.5)
         used = max(used, tree_cpu_seconds(watched))
+    if interrupted and process.returncode != 0:  # stopped before its first step: nothing saved
+        raise Interrupted
     if process.returncode != 0:
         raise RuntimeError(f"train.py failed (exit {process.returncode}): see "
                            f"{trial_dir / 'train.log'}")
@@ -226,6 +239,8 @@ def train_to(trial_dir: pathlib.Path, params: dict, source: str, resolution: int
               "wall_seconds": ledger["wall_seconds"] + time.time() - start,
               "segments": ledger["segments"] + 1}
     ledger_path.write_text(json.dumps(ledger))
+    if interrupted:
+        raise Interrupted
     return ledger
 
 
@@ -324,6 +339,18 @@ def run_segment(args, number: int, params: dict, budget: float, core: int) -> di
     return result
 
 
+def wall_needed(out: pathlib.Path, number: int, budget: float) -> float:
+    """Wall seconds to take trial `number` to `budget` and evaluate it, at the wall/CPU ratio
+    of the search's finished segments (the machine may be shared)."""
+    ledgers = [json.loads(p.read_text()) for p in out.glob("trials/*/cpu.json")]
+    ledgers = [l for l in ledgers if l["cpu_seconds"] > 0 and not l.get("running")]
+    ratio = (sum(l["wall_seconds"] for l in ledgers) / sum(l["cpu_seconds"] for l in ledgers)
+             if ledgers else 1.0)
+    path = out / "trials" / f"{number:03d}" / "cpu.json"
+    used = json.loads(path.read_text())["cpu_seconds"] if path.exists() else 0.0
+    return max(budget - used, 0.0) * ratio + EVALUATION_WALL_GUESS
+
+
 def time_left(args) -> float:
     if not args.stop_at:
         return math.inf
@@ -368,10 +395,14 @@ def run_bracket(args, study, cores) -> bool:
         def job(number):
             core = free.get()
             try:
-                if time_left(args) < budget * 2.0 + 120:
+                needed = wall_needed(pathlib.Path(args.out), number, budget)
+                if STOPPING.is_set() or time_left(args) < needed:
                     return number, None
-                return number, run_segment(args, number, params_from_trial(alive[number].params),
-                                           budget, core)
+                try:
+                    return number, run_segment(args, number,
+                                               params_from_trial(alive[number].params), budget, core)
+                except Interrupted:
+                    return number, None
             finally:
                 free.put(core)
 
@@ -384,8 +415,9 @@ def run_bracket(args, study, cores) -> bool:
                                                                            int(budget))
                 write_tables(args)
         if any(n not in results for n in todo):
-            print(f"stopping before the {budget:.0f} s rung: the stop time {args.stop_at} UTC is "
-                  "near; rerun the same command to continue", flush=True)
+            print(f"stopped in the {budget:.0f} CPU-s rung ("
+                  + ("interrupted" if STOPPING.is_set() else f"the stop time {args.stop_at} UTC "
+                     "is near") + "); rerun the same command to continue", flush=True)
             return False
         trials = {t.number: t for t in study.get_trials(deepcopy=False)}
         scores = {n: trials[n].intermediate_values[int(budget)] for n in alive}
@@ -480,9 +512,11 @@ def main(argv=None):
         parser.error("--source folder:PATH is required")
     out.mkdir(parents=True, exist_ok=True)
     study = study_of(out, args.study)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: STOPPING.set())
     cores = [int(c) for c in args.cores.split(",")]
     for _ in range(args.brackets):
-        if not run_bracket(args, study, cores):
+        if not run_bracket(args, study, cores) or STOPPING.is_set():
             break
     print(write_tables(args))
 
