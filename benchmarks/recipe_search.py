@@ -420,7 +420,10 @@ def run_bracket(args, study, cores) -> bool:
                      "is near") + "); rerun the same command to continue", flush=True)
             return False
         trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-        scores = {n: trials[n].intermediate_values[int(budget)] for n in alive}
+        # Every trial of the bracket that reached this rung, also those a resumed search had
+        # already told (the promotions must not change when the search is interrupted).
+        scores = {t.number: trials[t.number].intermediate_values[int(budget)] for t in members
+                  if int(budget) in trials[t.number].intermediate_values}
         if rung == len(budgets) - 1:
             for n in alive:
                 study.tell(n, scores[n])
@@ -512,12 +515,16 @@ def main(argv=None):
         parser.error("--source folder:PATH is required")
     out.mkdir(parents=True, exist_ok=True)
     study = study_of(out, args.study)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: STOPPING.set())
+    previous = {sig: signal.signal(sig, lambda *_: STOPPING.set())
+                for sig in (signal.SIGTERM, signal.SIGINT)}
     cores = [int(c) for c in args.cores.split(",")]
-    for _ in range(args.brackets):
-        if not run_bracket(args, study, cores) or STOPPING.is_set():
-            break
+    try:
+        for _ in range(args.brackets):
+            if not run_bracket(args, study, cores) or STOPPING.is_set():
+                break
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print(write_tables(args))
 
 
