@@ -111,3 +111,11 @@ def test_successive_halving_keeps_best_and_baseline_and_resumes(tmp_path, monkey
     states = {t.number: t.state.name for t in study.trials}
     assert sorted(n for n, s in states.items() if s == "COMPLETE") == [0, min(set(at_30) - {0})]
     assert "| 90 |" in (tmp_path / "results.md").read_text()
+
+
+def test_art_cpu_is_the_recipe_the_search_chose():
+    # configs/art_cpu.py is the search's leader (README, "A recipe for a laptop"): the same
+    # config as that trial trained, so the numbers quoted for it are its numbers.
+    chosen = dict(recipe_search.BASELINE, augment="color,translation,cutout", ada=False)
+    art_cpu = _common.load_config("configs/art_cpu.py", [f"data.source={SOURCE}"])
+    assert resolved(chosen).to_dict() == art_cpu.to_dict()
