@@ -469,6 +469,12 @@ def results_dir(args) -> pathlib.Path:
     return pathlib.Path(args.results or args.out)
 
 
+def machine() -> str:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _common import cpu_description
+    return cpu_description()
+
+
 def write_tables(args) -> str:
     results = load_results(pathlib.Path(args.out))
     text = table(results)
@@ -479,7 +485,9 @@ def write_tables(args) -> str:
         f"Budgets are CPU seconds (user+sys of train.py's process tree, one core via taskset, "
         f"compilation included); {args.num} generated images per evaluation, own-data "
         f"classifier features; score = C2ST + (1 - GAN-test / real held-out), lower is "
-        f"better.\n\n{text}\n")
+        f"better.\n\nMachine: {machine()}; load average {os.getloadavg()[0]:.1f} when this "
+        f"table was written (the wall-s column is how long each trial's CPU took to get).\n\n"
+        f"{text}\n")
     (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
     return text
 
