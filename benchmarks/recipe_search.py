@@ -360,6 +360,16 @@ def time_left(args) -> float:
     return (stop - now).total_seconds()
 
 
+def finished_brackets(study) -> int:
+    from optuna.trial import TrialState
+    brackets = {}
+    for t in study.get_trials(deepcopy=False):
+        if "bracket" in t.user_attrs:
+            running = t.state == TrialState.RUNNING
+            brackets[t.user_attrs["bracket"]] = brackets.get(t.user_attrs["bracket"], False) or running
+    return sum(not running for running in brackets.values())
+
+
 def run_bracket(args, study, cores) -> bool:
     """One successive-halving bracket; False when the stop time came first."""
     import optuna
@@ -507,7 +517,8 @@ def main(argv=None):
     parser.add_argument("--trials", type=int, default=9,
                         help="trials per bracket besides the baseline (the first bracket's "
                         "include the hand-picked CANDIDATES)")
-    parser.add_argument("--brackets", type=int, default=1)
+    parser.add_argument("--brackets", type=int, default=1,
+                        help="brackets in all (a rerun after they are done runs nothing)")
     parser.add_argument("--cores", default="1", help="comma list: one trial at a time per core")
     parser.add_argument("--num", type=int, default=1000, help="images generated per evaluation")
     parser.add_argument("--stop-at", default="", help="HH:MM UTC: start no segment that could "
@@ -527,7 +538,7 @@ def main(argv=None):
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     cores = [int(c) for c in args.cores.split(",")]
     try:
-        for _ in range(args.brackets):
+        while finished_brackets(study) < args.brackets:
             if not run_bracket(args, study, cores) or STOPPING.is_set():
                 break
     finally:

@@ -111,6 +111,10 @@ def test_successive_halving_keeps_best_and_baseline_and_resumes(tmp_path, monkey
     states = {t.number: t.state.name for t in study.trials}
     assert sorted(n for n, s in states.items() if s == "COMPLETE") == [0, min(set(at_30) - {0})]
     assert "| 90 |" in (tmp_path / "results.md").read_text()
+    done = len(runs)
+    recipe_search.main(argv)  # the bracket is done: a rerun trains nothing and asks no trial
+    assert len(runs) == done
+    assert len(optuna.load_study(study_name="recipes", storage=f"sqlite:///{tmp_path / 'study.sqlite3'}").trials) == 6
 
 
 def test_art_cpu_is_the_recipe_the_search_chose():
