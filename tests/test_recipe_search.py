@@ -1,0 +1,125 @@
+"""benchmarks/recipe_search.py: its recipes are valid configs, its baseline is configs/folder.py
+unchanged, its CPU budget counts a process tree's CPU, and its successive halving keeps the best
+1/eta (and the baseline) and resumes without redoing finished work."""
+import json
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import _common  # noqa: E402
+import recipe_search  # noqa: E402
+
+SOURCE = "folder:/path/to/drawings"
+
+
+def resolved(params):
+    config, flags = recipe_search.overrides(recipe_search.params_from_trial(params), SOURCE, 32)
+    return _common.load_config(config, [f"{k}={v}" for k, v in flags.items()])
+
+
+def test_baseline_is_folder_config_at_32_px():
+    baseline = resolved(recipe_search.BASELINE)
+    folder = _common.load_config("configs/folder.py", [f"data.source={SOURCE}",
+                                                       "data.resolution=32"])
+    assert baseline.to_dict() == folder.to_dict()
+
+
+def test_every_candidate_is_a_valid_config():
+    for params in recipe_search.CANDIDATES:
+        config = resolved(params)
+        assert config.model.arch == params["family"]
+        assert config.data.resolution == 32
+        if params.get("ada"):
+            assert (config.train.augment_p, config.train.ada_target) == (0.0, 0.6)
+        if params["loss"] == "rpgan":
+            assert config.train.r1_gamma == config.train.r2_gamma == params["gamma"]
+
+
+def test_tree_cpu_counts_grandchildren():
+    # A child starts a grandchild that burns 0.3 CPU-s and then waits: the tree's CPU must
+    # include it (the budget would otherwise miss work done in worker processes).
+    burn = ("import time\nwhile time.process_time() < 0.3: pass\nprint('burnt', flush=True)\n"
+            "time.sleep(30)")
+    parent = subprocess.Popen([sys.executable, "-c",
+                               f"import subprocess, sys; subprocess.run([sys.executable, '-c', "
+                               f"{burn!r}])"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout.readline().strip() == "burnt"
+        import psutil
+        assert recipe_search.tree_cpu_seconds(psutil.Process(parent.pid)) >= 0.3
+    finally:
+        for child in psutil.Process(parent.pid).children(recursive=True):
+            child.kill()
+        parent.kill()
+        parent.wait()
+
+
+def test_successive_halving_keeps_best_and_baseline_and_resumes(tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    runs = []
+
+    def fake_segment(args, number, params, budget, core):
+        result_path = pathlib.Path(args.out) / "trials" / f"{number:03d}" / f"budget_{budget:.0f}.json"
+        if result_path.exists():
+            return json.loads(result_path.read_text())
+        if len(runs) == stop_after[0]:
+            recipe_search.STOPPING.set()  # as SIGTERM would: this segment does not finish
+            return None
+        runs.append((number, budget))
+        # The baseline scores worst; the others by trial number (0.1 apart).
+        c2st = 0.99 if params == recipe_search.params_from_trial(recipe_search.BASELINE) \
+            else 0.5 + 0.05 * number
+        result = {"trial": number, "budget": budget, "params": params, "step": 1,
+                  "recipe": recipe_search.describe(params), "cpu_seconds": budget,
+                  "wall_seconds": budget, "c2st_classifier_accuracy": c2st,
+                  "gan_test_accuracy": 0.7, "real_held_out_accuracy": 0.7, "grid": "g.png"}
+        result["score"] = recipe_search.score(result)
+        result_path.parent.mkdir(parents=True, exist_ok=True)
+        result_path.write_text(json.dumps(result))
+        return result
+
+    def run_segment(args, number, params, budget, core):
+        result = fake_segment(args, number, params, budget, core)
+        if result is None:
+            raise recipe_search.Interrupted
+        return result
+
+    monkeypatch.setattr(recipe_search, "run_segment", run_segment)
+    argv = ["--source", SOURCE, "--out", str(tmp_path), "--budgets", "10,30,90", "--trials", "5",
+            "--eta", "3", "--cores", "0"]
+    stop_after = [8]  # interrupted in the second rung
+    recipe_search.main(argv)
+    recipe_search.STOPPING.clear()
+    first = list(runs)
+    stop_after[0] = -1
+    recipe_search.main(argv)
+    # 6 trials (the baseline first) at 10; the best 6 // 3 = 2 and the baseline at 30; the best
+    # of those 3 (1 of them) and the baseline at 90; nothing run twice.
+    assert sorted(n for n, b in runs if b == 10) == [0, 1, 2, 3, 4, 5]
+    at_30 = sorted(n for n, b in runs if b == 30)
+    assert len(at_30) == 3 and 0 in at_30
+    assert sorted(n for n, b in runs if b == 90) == [0, min(set(at_30) - {0})]
+    assert len(runs) == len(set(runs)) and runs[:len(first)] == first
+    import optuna
+    study = optuna.load_study(study_name="recipes", storage=f"sqlite:///{tmp_path / 'study.sqlite3'}")
+    states = {t.number: t.state.name for t in study.trials}
+    assert sorted(n for n, s in states.items() if s == "COMPLETE") == [0, min(set(at_30) - {0})]
+    assert "| 90 |" in (tmp_path / "results.md").read_text()
+    done = len(runs)
+    recipe_search.main(argv)  # the bracket is done: a rerun trains nothing and asks no trial
+    assert len(runs) == done
+    assert len(optuna.load_study(study_name="recipes", storage=f"sqlite:///{tmp_path / 'study.sqlite3'}").trials) == 6
+
+
+def test_art_cpu_is_the_recipe_the_search_chose():
+    # configs/art_cpu.py is the search's leader (README, "A recipe for a laptop"): the same
+    # config as that trial trained, so the numbers quoted for it are its numbers.
+    chosen = recipe_search.BASELINE  # DCGAN, ahead at the largest budget searched
+    art_cpu = _common.load_config("configs/art_cpu.py", [f"data.source={SOURCE}"])
+    assert resolved(chosen).to_dict() == art_cpu.to_dict()
