@@ -1,6 +1,5 @@
 """The r3gan family (Huang et al. 2024): the official parameter counts, block, initialisation,
 resampling filter and conditioning; its configs train, resume exactly and sample."""
-import json
 import math
 
 import jax
@@ -8,9 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import load_config, tiny_config
-from helpers import assert_identical, resume_from_copy, run_unoptimised, saved_state
+from helpers import assert_trains_resumes_exactly_and_samples, run_unoptimised
 
-import jaxgan
 from jaxgan.config import resolve
 from jaxgan.errors import UserError
 from jaxgan.models import build_models, r3gan
@@ -274,14 +272,6 @@ def test_cifar10_recipe_trains_resumes_exactly_and_samples(tmp_path):
         "data.random_flip": False, "model.g_width": 8, "model.d_width": 8,
         "train.num_steps": 4, "checkpoint.every_steps": 2, "train.schedule_kimg": 0.064,
         "train.ema_kimg": 0.032})
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    jaxgan.train_and_evaluate(config, straight)
-    last = json.loads((straight / "metrics.jsonl").read_text().splitlines()[-1])
+    last, images = assert_trains_resumes_exactly_and_samples(config, tmp_path)
     assert last["step"] == 4 and math.isfinite(last["r1"]) and math.isfinite(last["r2"])
-    resume_from_copy(straight, resumed, 2)
-    jaxgan.train_and_evaluate(config, resumed)
-    assert_identical(saved_state(straight, 4), saved_state(resumed, 4))
-    images = jaxgan.load_sampler(straight).generate(range(3), labels=1)
-    assert images.shape == (3, 8, 8, 1) and images.dtype == np.uint8
-    np.testing.assert_array_equal(images, jaxgan.load_sampler(resumed).generate(range(3),
-                                                                                 labels=1))
+    assert images.shape == (3, 8, 8, 1)
