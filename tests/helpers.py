@@ -10,15 +10,37 @@ import numpy as np
 import optax
 from conftest import ROOT, tiny_config
 
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+import jaxgan
+from jaxgan import config as config_lib
 from jaxgan.mesh import make_mesh
+from jaxgan.models import build_models
 from jaxgan.training import checkpoint
 from jaxgan.training.state import GAN, compile_to_run_once
+from jaxgan.training.step import make_train_step
 
 
 def run_unoptimised(function, *args):
     """`function(*args)` as one program built as create_state builds its own (for tests that run
     a model once or twice: faster than op by op, and than an optimised build)."""
     return compile_to_run_once(function, *args)(*args)
+
+
+def count(tree):
+    """How many numbers a tree of arrays (or of shapes) holds."""
+    return sum(x.size for x in jax.tree.leaves(tree))
+
+
+def abstract_variables(config, shape, num_classes):
+    """(G's, D's) variables as shapes only (jax.eval_shape): official parameter counts without
+    building full-size weights."""
+    generator, discriminator = build_models(config.model, shape, num_classes)
+    z = jax.numpy.zeros((2, config.model.latent_dim))
+    labels = jax.numpy.zeros((2,), jax.numpy.int32)
+    return (jax.eval_shape(lambda: generator.init(jax.random.key(0), z, labels)),
+            jax.eval_shape(lambda: discriminator.init(jax.random.key(0),
+                                                      jax.numpy.zeros((2, *shape)), labels)))
 
 
 def restore_state(workdir, step):
@@ -60,7 +82,6 @@ def assert_trains_resumes_exactly_and_samples(config, tmp_path, labels=1, resume
     """The contract every family keeps: `config` trained straight to its last step equals it
     trained to `resume_at`, stopped and resumed (every state leaf bit-identical), and both
     workdirs sample the same pixels. Returns (the last metrics line, the sampled images)."""
-    import jaxgan
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     jaxgan.train_and_evaluate(config, straight)
     last = json.loads((straight / "metrics.jsonl").read_text().splitlines()[-1])
@@ -170,19 +191,13 @@ def run_step(config, devices, image_shape, num_classes, *, start_step=0, optimiz
     both networks with plain SGD at the config's learning rates (well conditioned everywhere),
     "config" with the config's own Adam. `change_gan(gan) -> gan` alters what is built (the
     negative tests' deliberately wrong steps)."""
-    import dataclasses as dc
-    from jax.sharding import NamedSharding, PartitionSpec as P
-
-    from jaxgan import config as config_lib
-    from jaxgan.training.step import make_train_step
-
     config = config_lib.resolve(config)
     gan = GAN.build(config, image_shape, num_classes)
     if optimizer == "sgd":
         g_tx, d_tx = optax.sgd(config.train.g_lr), optax.sgd(config.train.d_lr)
     else:
         g_tx, d_tx = gan.g_tx, gan.d_tx
-    gan = dc.replace(gan, g_tx=recording_gradients(g_tx), d_tx=recording_gradients(d_tx))
+    gan = dataclasses.replace(gan, g_tx=recording_gradients(g_tx), d_tx=recording_gradients(d_tx))
     if change_gan is not None:
         gan = change_gan(gan)
     fresh = gan.create_state(jax.random.key(seed)).replace(

@@ -5,17 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import load_config, tiny_config
-from helpers import assert_trains_resumes_exactly_and_samples, run_unoptimised
+from helpers import (abstract_variables, assert_trains_resumes_exactly_and_samples, count,
+                     run_unoptimised)
 
 from jaxgan.errors import UserError
 from jaxgan.models import build_models, fastgan
 
 TINY = {"model.arch": "fastgan", "model.d_norm": "spectral", "model.g_spectral_norm": True,
         "train.loss": "hinge", "data.resolution": 32, "train.augment": "color,translation"}
-
-
-def count(tree):
-    return sum(x.size for x in jax.tree.leaves(tree))
 
 
 def conv(c_in, c_out, k):
@@ -46,14 +43,6 @@ def official_counts_256():
          + conv(3, 32, 4) + down(32, 64) + down(64, 128) + down(128, 256)  # down_from_small
          + conv(256, 1, 4) + decoder(512) + decoder(256) + decoder(256))   # rf_small, decoders
     return g, d
-
-
-def abstract_variables(config, shape, num_classes):
-    generator, discriminator = build_models(config.model, shape, num_classes)
-    z, labels = jnp.zeros((2, config.model.latent_dim)), jnp.zeros((2,), jnp.int32)
-    return (jax.eval_shape(lambda: generator.init(jax.random.key(0), z, labels)),
-            jax.eval_shape(lambda: discriminator.init(jax.random.key(0), jnp.zeros((2, *shape)),
-                                                      labels)))
 
 
 def test_the_official_256px_model_has_the_official_parameter_counts():

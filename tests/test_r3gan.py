@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import load_config, tiny_config
-from helpers import assert_trains_resumes_exactly_and_samples, run_unoptimised
+from helpers import (abstract_variables, assert_trains_resumes_exactly_and_samples, count,
+                     run_unoptimised)
 
 from jaxgan.config import resolve
 from jaxgan.errors import UserError
@@ -16,18 +17,6 @@ from jaxgan.models import build_models, r3gan
 TINY = {"model.arch": "r3gan", "model.d_norm": "none", "model.blocks_per_stage": 1,
         "model.group_width": 4, "train.loss": "rpgan", "train.mode_seeking": 0.0}
 EPS = float(jnp.finfo(jnp.float32).eps)
-
-
-def count(tree):
-    return sum(x.size for x in jax.tree.leaves(tree))
-
-
-def abstract_variables(config, shape, num_classes):
-    generator, discriminator = build_models(config.model, shape, num_classes)
-    z, labels = jnp.zeros((2, config.model.latent_dim)), jnp.zeros((2,), jnp.int32)
-    return (jax.eval_shape(lambda: generator.init(jax.random.key(0), z, labels)),
-            jax.eval_shape(lambda: discriminator.init(jax.random.key(0), jnp.zeros((2, *shape)),
-                                                      labels)))
 
 
 def ffhq(resolution):
