@@ -354,10 +354,18 @@ def wall_needed(out: pathlib.Path, number: int, budget: float) -> float:
 def time_left(args) -> float:
     if not args.stop_at:
         return math.inf
-    hour, minute = map(int, args.stop_at.split(":"))
-    now = datetime.datetime.now(datetime.timezone.utc)
+    return (stop_time(args.stop_at) - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+
+
+def stop_time(text: str, now: datetime.datetime | None = None) -> datetime.datetime:
+    """--stop-at as a UTC time: HH:MM is its next occurrence (01:50 said at 23:49 is tomorrow's),
+    YYYY-MM-DDTHH:MM is that minute."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    if "T" in text:
+        return datetime.datetime.fromisoformat(text).replace(tzinfo=datetime.timezone.utc)
+    hour, minute = map(int, text.split(":"))
     stop = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    return (stop - now).total_seconds()
+    return stop if stop > now else stop + datetime.timedelta(days=1)
 
 
 def finished_brackets(study) -> int:
@@ -521,8 +529,8 @@ def main(argv=None):
                         help="brackets in all (a rerun after they are done runs nothing)")
     parser.add_argument("--cores", default="1", help="comma list: one trial at a time per core")
     parser.add_argument("--num", type=int, default=1000, help="images generated per evaluation")
-    parser.add_argument("--stop-at", default="", help="HH:MM UTC: start no segment that could "
-                        "end after it")
+    parser.add_argument("--stop-at", default="", help="HH:MM UTC (its next occurrence) or "
+                        "YYYY-MM-DDTHH:MM UTC: start no segment that could end after it")
     parser.add_argument("--study", default="recipes")
     parser.add_argument("--table", action="store_true", help="print the table and exit")
     args = parser.parse_args(argv)

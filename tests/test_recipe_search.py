@@ -123,3 +123,16 @@ def test_art_cpu_is_the_recipe_the_search_chose():
     chosen = recipe_search.BASELINE  # DCGAN, ahead at the largest budget searched
     art_cpu = _common.load_config("configs/art_cpu.py", [f"data.source={SOURCE}"])
     assert resolved(chosen).to_dict() == art_cpu.to_dict()
+
+
+def test_stop_time_is_the_next_occurrence_of_a_clock_time():
+    import datetime
+    utc = datetime.timezone.utc
+    evening = datetime.datetime(2026, 12, 6, 23, 49, tzinfo=utc)
+    # Said before midnight, 01:50 is the next morning's, not the one 22 hours ago.
+    assert recipe_search.stop_time("01:50", evening) == datetime.datetime(2026, 12, 7, 1, 50,
+                                                                         tzinfo=utc)
+    assert recipe_search.stop_time("23:55", evening) == datetime.datetime(2026, 12, 6, 23, 55,
+                                                                         tzinfo=utc)
+    assert recipe_search.stop_time("2026-12-06T23:00", evening) == datetime.datetime(
+        2026, 12, 6, 23, 0, tzinfo=utc)
