@@ -8,7 +8,7 @@ ResNet GAN with DiffAugment and LeCam, made for few images.
 
 JPEG, PNG, GIF, WebP, BMP, TIFF and other raster formats (never PostScript/EPS or PDF); images
 above data.max_image_pixels (8192x8192) and junk files are skipped and reported once at start.
-Images are centre-cropped to a square and resized to 64x64, held on the device up to data.device_cache_mb (512 MB,
+Images are centre-cropped to a square (data.fit=pad: padded with white instead) and resized to 64x64, held on the device up to data.device_cache_mb (512 MB,
 about 40,000 images at 64x64x3), else in host memory up to data.host_cache_mb (4,096 MB), else
 left on disk and decoded a batch at a time.
 Expected: at most 1.4 s per step on a 2-core CPU (measured with another job on the machine), so

@@ -115,6 +115,9 @@ KEYS: dict[str, Key] = {
     "data.host_cache_mb": number(4096, "up to this, in host memory; larger sets stay on disk"),
     "data.max_image_pixels": integer(2**26, "folder images with more pixels (as decoded) are "
                                      "skipped, with the reason", 1),
+    "data.fit": choice("crop", "how a folder's non-square image becomes square: 'crop' (its "
+                       "centre square) | 'pad' (the whole picture, centred on white: drawings)",
+                       "crop", "pad"),
     "data.split": text("train", "the TFDS split", "a non-empty TFDS split name", bool, ""),
     "data.tfds_data_dir": text("", "TFDS's data directory ('' = $TFDS_DATA_DIR or "
                                "~/tensorflow_datasets)"),

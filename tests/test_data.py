@@ -175,3 +175,17 @@ def test_built_in_digits_are_scikit_learns_without_importing_it():
     code = "import sys, jaxgan.data; jaxgan.data.load_digits(16, 1); print('sklearn' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+def test_data_fit_pad_reaches_training_held_and_streamed(art_folder):
+    """data.fit='pad' is what the loader uses, whether the folder is held in memory or decoded a
+    batch at a time (the two tiers must give the step the same pictures)."""
+    source = {"data.source": f"folder:{art_folder}", "data.fit": "pad"}
+    held = data_lib.load(tiny_config(**source).data)
+    streamed = data_lib.load(tiny_config(**source, **{"data.host_cache_mb": 0}).data)
+    cropped = data_lib.load(tiny_config(**{"data.source": f"folder:{art_folder}"}).data)
+    # cubism/0.png is 40x30: padded, its top and bottom rows are white; cropped, they are not.
+    assert (held.images[0][0] == 255).all() and (held.images[0][-1] == 255).all()
+    assert not (cropped.images[0][0] == 255).all()
+    np.testing.assert_array_equal(streamed.images[np.arange(3)], held.images[:3])
+    streamed.close()

@@ -153,6 +153,34 @@ def test_center_crop_keeps_the_middle(loaded):
     assert np.abs(crop[:, 3:-3] - GREEN).max() <= 8             # away from the edges: pure green
 
 
+def test_pad_keeps_the_whole_picture_centred_on_white(tmp_path):
+    (tmp_path / "wide").mkdir()
+    (tmp_path / "tall").mkdir()
+    thirds((96, 32)).save(tmp_path / "wide" / "thirds.png")        # 96x32 -> 12x4 inside 12x12
+    rgba = np.zeros((36, 12, 4), np.uint8)                          # tall, opaque blue, and
+    rgba[:, :, 2:] = 255                                            # transparent in its top third
+    rgba[:12, :, 3] = 0
+    Image.fromarray(rgba).save(tmp_path / "tall" / "blue.png")
+    # Rows in sorted path order: tall/blue.png, wide/thirds.png.
+    padded = load_folder(tmp_path, 12, 3, fit="pad").images
+    cropped = load_folder(tmp_path, 12, 3, fit="crop").images
+    tall, wide = padded
+    # Wide: the picture fills rows 4-7 (a 12x4 band, centred), white above and below; all three
+    # colours are still there (the crop keeps only the green middle).
+    assert (wide[:4] == 255).all() and (wide[8:] == 255).all()
+    assert np.abs(wide[4:8, :2] - RED).max() <= 8 and np.abs(wide[4:8, -2:] - BLUE).max() <= 8
+    assert np.abs(cropped[1][:, 3:-3] - GREEN).max() <= 8
+    # Tall: a 4x12 column at columns 4-7; its transparent top third and the padding are white.
+    assert (tall[:, :4] == 255).all() and (tall[:, 8:] == 255).all()
+    # (Lanczos at 3x reaches 3 output rows: row 0 sees only the transparent part, rows 6+ only
+    # the opaque part.)
+    assert (tall[0, 4:8] == 255).all() and np.abs(tall[6:, 4:8] - BLUE).max() <= 2
+    # A square picture is the same either way.
+    Image.fromarray(rgba).resize((24, 24)).save(tmp_path / "wide" / "square.png")  # row 1 now
+    np.testing.assert_array_equal(load_folder(tmp_path, 12, 3, fit="pad").images[1],
+                                  load_folder(tmp_path, 12, 3, fit="crop").images[1])
+
+
 def test_transparency_composited_on_white(loaded):
     rgba = image(loaded, "cats/rgba.png")
     assert (rgba[:, :4] == 255).all()                          # fully transparent -> white

@@ -35,7 +35,7 @@ def load(data_config) -> Dataset:
     elif source.startswith("folder:"):
         dataset = load_image_folder(source[len("folder:"):], data_config.resolution,
                                     data_config.channels, host_cache_bytes,
-                                    data_config.max_image_pixels)
+                                    data_config.max_image_pixels, data_config.fit)
     elif source.startswith("tfds:") and len(source) > len("tfds:"):
         from jaxgan.data.tfds_source import open_tfds  # imports tensorflow_datasets only when asked
         split = open_tfds(data_config, host_cache_bytes)
@@ -59,22 +59,24 @@ def _shape(data_config) -> tuple[int, int, int]:
 
 def load_image_folder(path: str, resolution: int, channels: int,
                       host_cache_bytes: float = float("inf"),
-                      max_pixels: int = folder.DEFAULT_MAX_IMAGE_PIXELS) -> Dataset:
+                      max_pixels: int = folder.DEFAULT_MAX_IMAGE_PIXELS,
+                      fit: str = "crop") -> Dataset:
     """Decoded into host memory when the candidate files would fit `host_cache_bytes`, else
     scanned (headers only) and decoded a batch at a time while training. Images of more than
-    `max_pixels` pixels (data.max_image_pixels) are skipped."""
+    `max_pixels` pixels (data.max_image_pixels) are skipped; non-square ones are cropped or
+    padded to a square as `fit` (data.fit) says."""
     if not path:
         raise UserError("data.source 'folder:' needs a path: folder:/path/to/images")
     listing = folder.list_folder(path)
     if len(listing.tasks) * resolution * resolution * channels <= host_cache_bytes:
-        loaded = folder.load_folder(listing, resolution, channels, max_pixels=max_pixels)
+        loaded = folder.load_folder(listing, resolution, channels, max_pixels=max_pixels, fit=fit)
         images = loaded.images
     else:
         loaded = folder.scan_folder(listing)
         paths = loaded.paths
 
         def read(i):
-            array, why = folder.decode_file(paths[i], resolution, channels, max_pixels)
+            array, why = folder.decode_file(paths[i], resolution, channels, max_pixels, fit=fit)
             if array is None and not folder.is_bad_content(why):
                 raise UserError(f"cannot read {paths[i]} while training: {why}")
             return array, why

@@ -10,8 +10,8 @@ the raster formats of `fileio.RASTER_FORMATS` (never EPS/PostScript, PDF or othe
 Pillow hands to other programs). Whatever cannot be used (empty, not an image, truncated or
 corrupt, hidden, broken link, unreadable, more than `max_pixels`) is skipped and recorded with a
 short reason in `FolderImages.skipped`; only "nothing usable at all" is an error. Each image is decoded, EXIF-rotated, made 8-bit RGB (or 'L' grayscale for channels=1) with
-transparency composited on white, center-cropped to a square and resized (antialiased) to
-`resolution`. Files are decoded in parallel threads (Pillow releases the GIL while decoding); the
+transparency composited on white, made square (the centre square cropped, or with `fit="pad"`
+the whole picture centred on white) and resized (antialiased) to `resolution`. Files are decoded in parallel threads (Pillow releases the GIL while decoding); the
 result is deterministic (files in sorted relative-path order) and only the small uint8 copies are kept.
 """
 from __future__ import annotations
@@ -146,13 +146,15 @@ class _Listing:
 
 def load_folder(path, resolution: int, channels: int, num_workers: int | None = None,
                 max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-                memory_budget: int | MemoryBudget | None = None) -> FolderImages:
+                memory_budget: int | MemoryBudget | None = None,
+                fit: str = "crop") -> FolderImages:
     """Load every usable image under `path` (a folder, or `list_folder`'s listing of one) as uint8
     (N, resolution, resolution, channels).
 
     At most `num_workers` decoders run at once, and only as many as fit `memory_budget` (bytes, or
     a MemoryBudget; default: the process's, half the available memory); images of more than
-    `max_pixels` pixels are skipped.
+    `max_pixels` pixels are skipped; non-square images are made square as `fit` says ("crop" or
+    "pad", see `image_to_array`).
     """
     _check_shape(resolution, channels)
     num_workers = _workers(num_workers)
@@ -170,8 +172,9 @@ def load_folder(path, resolution: int, channels: int, num_workers: int | None = 
     with warnings.catch_warnings():
         # Pillow warns about odd EXIF, large images, ...: the result (or the skip reason) says enough.
         warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
-        results = ordered_map(lambda task: decode_file(task[0], resolution, channels, max_pixels, budget),
-                              tasks, num_workers)
+        results = ordered_map(
+            lambda task: decode_file(task[0], resolution, channels, max_pixels, budget, fit),
+            tasks, num_workers)
         for (full, label), (array, reason) in zip(tasks, results):
             if array is None:
                 skipped.append((full, reason))
@@ -509,7 +512,8 @@ def _open_image(f):
 
 
 def decode_file(full: str, resolution: int, channels: int,
-                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, budget: MemoryBudget | None = None):
+                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, budget: MemoryBudget | None = None,
+                fit: str = "crop"):
     """(uint8 array (R, R, C), None) or (None, reason). Never raises for a bad file.
 
     Images of more than `max_pixels` pixels are refused; the decode waits for its share of
@@ -518,12 +522,12 @@ def decode_file(full: str, resolution: int, channels: int,
     try:
         with opened_image(full, max_pixels, int(resolution * _REDUCING_GAP)) as image:
             with (budget or default_memory_budget()).reserve(decode_cost(image)):
-                return _decode_opened(image, resolution, channels)
+                return _decode_opened(image, resolution, channels, fit)
     except ImageRefused as refused:
         return None, str(refused)
 
 
-def _decode_opened(image: Image.Image, resolution: int, channels: int):
+def _decode_opened(image: Image.Image, resolution: int, channels: int, fit: str = "crop"):
     try:
         image.load()
     except Image.DecompressionBombError as e:
@@ -533,7 +537,7 @@ def _decode_opened(image: Image.Image, resolution: int, channels: int):
     except Exception as e:  # noqa: BLE001
         return None, f"truncated or corrupt: {short_error(e)}"
     try:
-        return image_to_array(image, resolution, channels), None
+        return image_to_array(image, resolution, channels, fit), None
     except MemoryError:
         return None, "too large to decode (out of memory)"
     except Exception as e:  # noqa: BLE001
@@ -567,17 +571,15 @@ def short_error(error: BaseException, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def image_to_array(image: Image.Image, resolution: int, channels: int) -> np.ndarray:
-    """A loaded Pillow image -> uint8 (R, R, C): oriented, 8-bit, cropped, resized, alpha on white."""
+def image_to_array(image: Image.Image, resolution: int, channels: int,
+                   fit: str = "crop") -> np.ndarray:
+    """A loaded Pillow image -> uint8 (R, R, C): oriented, 8-bit, made square (`fit`: "crop" its
+    centre square, or "pad" the whole picture, centred, with white), resized, alpha on white."""
     image = _exif_transposed(image)
     image = to_8bit(image)  # 'L', 'LA', 'RGB' or 'RGBA'
-    w, h = image.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
     # Pillow resizes images with alpha premultiplied, so compositing after the resize is exact enough
     # and much cheaper than compositing the full-size original.
-    image = image.resize((resolution, resolution), Image.Resampling.LANCZOS,
-                         box=(left, top, left + side, top + side), reducing_gap=_REDUCING_GAP)
+    image = (_padded_square if fit == "pad" else _cropped_square)(image, resolution)
     array = np.asarray(image)
     if array.ndim == 2:
         array = array[:, :, None]
@@ -590,6 +592,28 @@ def image_to_array(image: Image.Image, resolution: int, channels: int) -> np.nda
     elif channels == 1 and array.shape[-1] == 3:
         array = np.asarray(Image.fromarray(np.ascontiguousarray(array)).convert("L"))[:, :, None]
     return np.ascontiguousarray(array)
+
+
+def _cropped_square(image: Image.Image, resolution: int) -> Image.Image:
+    w, h = image.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return image.resize((resolution, resolution), Image.Resampling.LANCZOS,
+                        box=(left, top, left + side, top + side), reducing_gap=_REDUCING_GAP)
+
+
+def _padded_square(image: Image.Image, resolution: int) -> Image.Image:
+    """The whole picture resized so its longer side is `resolution`, centred on a white square
+    (transparent white where the picture has alpha, so the padding composites like its
+    background). A wide bus stays a bus instead of losing its front and back to a crop."""
+    w, h = image.size
+    scale = resolution / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resized = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
+    white = {"L": 255, "LA": (255, 0), "RGB": (255, 255, 255), "RGBA": (255, 255, 255, 0)}
+    canvas = Image.new(image.mode, (resolution, resolution), white[image.mode])
+    canvas.paste(resized, ((resolution - size[0]) // 2, (resolution - size[1]) // 2))
+    return canvas
 
 
 def _exif_transposed(image: Image.Image) -> Image.Image:
