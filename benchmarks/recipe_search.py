@@ -5,6 +5,8 @@ search with successive halving over CPU-time budgets.
   python benchmarks/recipe_search.py --source folder:/tmp/drawn --out benchmarks/results/search \
       --budgets 200,600,1800 --trials 9 --core 1
   python benchmarks/recipe_search.py --out benchmarks/results/search --table   # the table only
+  python benchmarks/recipe_search.py --source folder:/tmp/drawn --out benchmarks/results/search \
+      --repeat 0,1 --seeds 1,2 --budget 600 --cores 0,1        # the finalists with two more seeds
 
 A trial is one recipe (a point of the search space below) trained by `train.py` on the folder at
 `--resolution` (32 px) and stopped when its CPU budget is spent; its EMA generator is then scored
@@ -135,6 +137,8 @@ def overrides(params: dict, source: str, resolution: int) -> tuple[str, dict]:
                       "train.r1_every": 4})
     else:
         flags.update({"train.r1_gamma": 0.0, "train.r2_gamma": 0.0})
+    if "seed" in params:  # a finalist repeated with another seed (--repeat)
+        flags["seed"] = params["seed"]
     if params["ada"]:
         # ADA's target 0.6; its speed set for short runs (ADA's 500 kimg would never move p here).
         flags.update({"train.augment_p": 0.0, "train.ada_target": 0.6, "train.ada_kimg": 10.0})
@@ -164,6 +168,8 @@ def describe(params: dict) -> str:
         text += " ms0.1"
     if params["lecam"]:
         text += " lecam0.3"
+    if "seed" in params:
+        text += f" seed{params['seed']}"
     return text
 
 
@@ -510,6 +516,81 @@ def write_tables(args) -> str:
     return text
 
 
+# ------------------------------------------------------------------- finalists, other seeds
+
+def repeat(args, cores) -> str:
+    """Trials `--repeat` of the study again with each seed of `--seeds` at `--budget` CPU-s
+    (fresh runs, one per core at a time, under <out>/repeats/); the table of every run and each
+    recipe's spread (its seed-0 run from the search included) goes to repeats.md."""
+    out = pathlib.Path(args.out)
+    study = study_of(out, args.study)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    unknown = [n for n in args.repeat if n not in trials]
+    if unknown:
+        raise SystemExit(f"error: no trial {unknown[0]} in {out / 'study.sqlite3'}")
+    jobs = [(n, seed) for n in args.repeat for seed in args.seeds]
+    free = queue.Queue()
+    for core in cores:
+        free.put(core)
+
+    def job(item):
+        number, seed = item
+        core = free.get()
+        try:
+            run_dir = out / "repeats" / f"{number:03d}_seed{seed}"
+            run_dir.mkdir(parents=True, exist_ok=True)
+            result_path = run_dir / f"budget_{args.budget:.0f}.json"
+            if result_path.exists():
+                return json.loads(result_path.read_text())
+            if STOPPING.is_set():
+                return None
+            params = dict(params_from_trial(trials[number].params), seed=seed)
+            try:
+                ledger = train_to(run_dir, params, args.source, args.resolution, args.budget, core)
+            except Interrupted:
+                return None
+            grid = results_dir(args) / "grids" / f"trial{number:03d}_seed{seed}_{args.budget:.0f}s.png"
+            values = evaluate_trial(run_dir, out / "shared", args.num, core, grid)
+            result = {"trial": number, "seed": seed, "budget": args.budget, "params": params,
+                      "recipe": describe(params), **ledger, **values, "score": score(values),
+                      "grid": str(grid)}
+            result_path.write_text(json.dumps(result, default=float))
+            return result
+        finally:
+            free.put(core)
+
+    with concurrent.futures.ThreadPoolExecutor(len(cores)) as pool:
+        repeats = [r for r in pool.map(job, jobs) if r is not None]
+    originals = [r for r in load_results(out) if r["budget"] == args.budget
+                 and r["trial"] in args.repeat]
+    text = repeat_table(originals, repeats)
+    results_dir(args).mkdir(parents=True, exist_ok=True)
+    (results_dir(args) / "repeats.md").write_text(
+        f"# Finalists with other seeds, {args.budget:.0f} CPU-s each\n\nMachine: {machine()}\n\n"
+        f"{text}\n")
+    return text
+
+
+def repeat_table(originals: list[dict], repeats: list[dict]) -> str:
+    """Every run (seed 0 = the search's own), then per trial the mean and range over seeds."""
+    runs = [dict(r, seed=0) for r in originals] + repeats
+    rows = ["| trial | seed | steps | C2ST | GAN-test | fd_classifier | score |", "|---|---|---|---|---|---|---|"]
+    for r in sorted(runs, key=lambda r: (r["trial"], r["seed"])):
+        rows.append(f"| {r['trial']} | {r['seed']} | {r['step']} | {r['c2st_classifier_accuracy']:.3f} "
+                    f"| {r['gan_test_accuracy']:.3f} | {r['fd_classifier']:.1f} | {r['score']:.3f} |")
+    rows += ["", "| trial | recipe | seeds | C2ST mean (range) | GAN-test mean (range) | score mean (range) |",
+             "|---|---|---|---|---|---|"]
+    for number in sorted({r["trial"] for r in runs}):
+        mine = [r for r in runs if r["trial"] == number]
+        cells = []
+        for key in ("c2st_classifier_accuracy", "gan_test_accuracy", "score"):
+            values = [r[key] for r in mine]
+            cells.append(f"{sum(values) / len(values):.3f} ({min(values):.3f}-{max(values):.3f})")
+        recipe = mine[0]["recipe"].split(" seed")[0]
+        rows.append(f"| {number} | {recipe} | {len(mine)} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["evaluate-one"]:
@@ -533,6 +614,10 @@ def main(argv=None):
                         "YYYY-MM-DDTHH:MM UTC: start no segment that could end after it")
     parser.add_argument("--study", default="recipes")
     parser.add_argument("--table", action="store_true", help="print the table and exit")
+    parser.add_argument("--repeat", default="", help="comma list of trial numbers: run them again "
+                        "with each of --seeds at --budget (the finalists' spread), no search")
+    parser.add_argument("--seeds", default="1,2", help="with --repeat: the seeds")
+    parser.add_argument("--budget", type=float, default=0.0, help="with --repeat: CPU-s per run")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
     if args.table:
@@ -541,11 +626,18 @@ def main(argv=None):
     if not args.source.startswith("folder:"):
         parser.error("--source folder:PATH is required")
     out.mkdir(parents=True, exist_ok=True)
-    study = study_of(out, args.study)
     previous = {sig: signal.signal(sig, lambda *_: STOPPING.set())
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     cores = [int(c) for c in args.cores.split(",")]
     try:
+        if args.repeat:
+            if args.budget <= 0:
+                parser.error("--repeat needs --budget (CPU-s per run)")
+            args.repeat = [int(n) for n in args.repeat.split(",")]
+            args.seeds = [int(n) for n in args.seeds.split(",")]
+            print(repeat(args, cores))
+            return
+        study = study_of(out, args.study)
         while finished_brackets(study) < args.brackets:
             if not run_bracket(args, study, cores) or STOPPING.is_set():
                 break

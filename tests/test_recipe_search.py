@@ -136,3 +136,19 @@ def test_stop_time_is_the_next_occurrence_of_a_clock_time():
                                                                          tzinfo=utc)
     assert recipe_search.stop_time("2026-12-06T23:00", evening) == datetime.datetime(
         2026, 12, 6, 23, 0, tzinfo=utc)
+
+
+def test_a_repeated_finalist_trains_with_its_seed_and_the_table_gives_the_spread():
+    assert resolved(dict(recipe_search.BASELINE, seed=2)).seed == 2
+    assert resolved(recipe_search.BASELINE).seed == 0  # the search's own runs: the config's seed
+    params = recipe_search.params_from_trial(dict(recipe_search.BASELINE, seed=2))
+    assert recipe_search.describe(params).endswith(" seed2")
+    row = lambda trial, seed, c2st, gan_test: {
+        "trial": trial, "seed": seed, "step": 10, "c2st_classifier_accuracy": c2st,
+        "gan_test_accuracy": gan_test, "fd_classifier": 1.0, "score": c2st + 1 - gan_test,
+        "recipe": "dcgan" + (f" seed{seed}" if seed else "")}
+    table = recipe_search.repeat_table(
+        [row(0, 0, 0.70, 0.50)], [row(0, 1, 0.80, 0.40), row(0, 2, 0.90, 0.60)])
+    assert "| 0 | dcgan | 3 | 0.800 (0.700-0.900) | 0.500 (0.400-0.600) | 1.300 (1.200-1.400) |" in table
+    for seed, c2st in ((0, "0.700"), (1, "0.800"), (2, "0.900")):  # one row per run
+        assert f"\n| 0 | {seed} | 10 | {c2st} |" in table
