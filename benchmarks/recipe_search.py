@@ -560,7 +560,10 @@ def repeat(args, cores) -> str:
             free.put(core)
 
     with concurrent.futures.ThreadPoolExecutor(len(cores)) as pool:
-        repeats = [r for r in pool.map(job, jobs) if r is not None]
+        list(pool.map(job, jobs))
+    # Every repeat of these trials at this budget on disk (other seeds run by other commands too).
+    repeats = [json.loads(p.read_text()) for n in args.repeat
+               for p in sorted(out.glob(f"repeats/{n:03d}_seed*/budget_{args.budget:.0f}.json"))]
     originals = [r for r in load_results(out) if r["budget"] == args.budget
                  and r["trial"] in args.repeat]
     text = repeat_table(originals, repeats)
