@@ -465,7 +465,8 @@ def _judge(ours: Side, theirs: Side, config, optimizer: str, bound: float,
     if sgd or first_step:
         metrics = [(abs(ours.metrics[k] - theirs.metrics[k]),
                     bound * max(abs(ours.metrics[k]), abs(theirs.metrics[k]), 1.0), f"{k}")
-                   for k in ours.metrics if sgd or (before_d_update and k != "g_loss")]
+                   for k in ours.metrics if k in theirs.metrics
+                   and (sgd or (before_d_update and k != "g_loss"))]
         if set(ours.metrics) != set(theirs.metrics):
             metrics.append((1.0, 0.0, f"names {sorted(ours.metrics)} vs {sorted(theirs.metrics)}"))
         if ours.lecam and (sgd or before_d_update):
