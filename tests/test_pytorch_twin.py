@@ -110,8 +110,9 @@ def test_check_sees_a_missing_mode_seeking_term(monkeypatch):
     monkeypatch.setattr(pytorch_twin.TwinGAN, "__init__", without_mode_seeking)
     (report,) = twin_check.compare(config, shape, num_classes, steps=1, optimizer="sgd")
     assert not twin_check.within_tolerance(report)
-    worst = max(report["checks"], key=lambda check: check.ratio)
-    assert worst.name == "metrics" and worst.where == "g_loss" and worst.ratio > 10
+    assert "gradient G" in {check.name for check in twin_check.failed(report)}
+    (metrics,) = [check for check in report["checks"] if check.name == "metrics"]
+    assert metrics.where == "g_loss"  # D's metrics agree; G's loss lost a term
 
 
 def test_check_sees_a_wrong_adam_beta2(monkeypatch):
