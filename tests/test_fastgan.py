@@ -145,8 +145,6 @@ def test_discriminator_reconstructs_real_images_only_when_asked(small_models):
                               "32 to 1024, got 16"),
     ({"model.d_norm": "batch"}, "model.d_norm='batch': the fastgan family's discriminator takes "
                                 "'spectral' (the official) or 'none'"),
-    ({"model.attention_resolution": 8}, "model.attention_resolution: the fastgan family has no "
-                                        "such option"),
     ({"model.g_width": 4, "data.resolution": 1024}, "model.g_width=4, model.d_width=8: at 1024 "
                                                     "px the fastgan family's narrowest layer "
                                                     "would have no channels; raise them")])

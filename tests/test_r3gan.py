@@ -228,8 +228,6 @@ def test_unconditional_models_have_no_label_parameters():
 @pytest.mark.parametrize("overrides, message", [
     ({"data.resolution": 16, "model.d_norm": "batch"},
      "model.d_norm='batch': the r3gan family has no normalisation: set 'none'"),
-    ({"model.attention_resolution": 8}, "model.attention_resolution: the r3gan family has no "
-                                        "such option"),
     ({"model.group_width": 6}, "model.g_width=8: at 16 px the r3gan family's 4x4 stage would "
                                "have 8 channels, whose 16 expanded ones are not a multiple of "
                                "model.group_width=6; change either"),
@@ -240,15 +238,6 @@ def test_unsupported_settings_are_one_line_errors(overrides, message):
     resolution = config.data.resolution
     with pytest.raises(UserError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         build_models(config.model, (resolution, resolution, 1), 0)
-
-
-@pytest.mark.parametrize("arch", ["dcgan", "resnet", "fastgan"])
-def test_other_families_refuse_r3gan_options(arch):
-    config = tiny_config(**{"model.arch": arch, "model.d_norm": "spectral" if arch != "dcgan"
-                            else "batch", "data.resolution": 32, "model.group_width": 16})
-    with pytest.raises(UserError, match=f"^model.group_width: the {arch} family has no such "
-                                        "option"):
-        build_models(config.model, (32, 32, 1), 0)
 
 
 # ------------------------------------------------------------------------- train, resume, sample

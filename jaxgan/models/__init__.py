@@ -6,28 +6,25 @@ train=...)` -> images in [-1, 1]; `discriminator.apply(variables, x_BHWC, labels
 logits (B,), or patch logits (B, P) that the losses average over) and raising UserError for
 settings it does not support. A discriminator whose class sets `reconstructs = True` (fastgan)
 also takes `quadrant_B=` on real images and then returns (logits, its self-supervised
-reconstruction loss), which the train step adds to D's loss. Adding a family is that
-module plus one line in FAMILIES. Modules are imported when a family is built, so that the config
-can be validated before JAX starts.
+reconstruction loss), which the train step adds to D's loss. The registry (which module builds
+each `model.arch`, and each family's own config keys) is jaxgan.families, below the config: adding
+a family is that module plus its line there. Modules are imported when a family is built, so that
+the config can be validated before JAX starts.
 """
 from __future__ import annotations
 
 import importlib
 
+from jaxgan.config import check_family_keys
+from jaxgan.families import FAMILIES
 from jaxgan.images import to_uint8
-
-FAMILIES = {
-    "dcgan": "jaxgan.models.dcgan",
-    "resnet": "jaxgan.models.resnet",
-    "fastgan": "jaxgan.models.fastgan",
-    "r3gan": "jaxgan.models.r3gan",
-}
 
 
 def build_models(model_config, image_shape, num_classes: int, axis_name: str | None = None):
     """The (generator, discriminator) pair `model_config` describes, for images of `image_shape`
     (H, W, C); `axis_name` names the data-parallel mesh axis BatchNorm averages over."""
-    family = importlib.import_module(FAMILIES[model_config.arch])
+    check_family_keys(model_config)  # (resolve did, for a config that went through it)
+    family = importlib.import_module(FAMILIES[model_config.arch].module, __name__)
     return family.build(model_config, tuple(image_shape), num_classes, axis_name)
 
 

@@ -121,16 +121,6 @@ def build(model_config, image_shape, num_classes: int, axis_name: str | None = N
     if model_config.d_norm == "spectral":
         raise UserError("model.d_norm='spectral': the dcgan family's discriminator takes 'batch' "
                         "or 'none' (spectral norm is the resnet family's: model.arch='resnet')")
-    resnet_only = [key for key in ("g_spectral_norm", "attention_resolution",
-                                   "shared_embedding_dim", "hierarchical_latent")
-                   if model_config.get(key)]
-    if resnet_only:
-        raise UserError(f"model.{resnet_only[0]}: the dcgan family has no such option (it is the "
-                        "resnet family's: model.arch='resnet')")
-    r3gan_only = [key for key in ("blocks_per_stage", "group_width") if model_config.get(key)]
-    if r3gan_only:
-        raise UserError(f"model.{r3gan_only[0]}: the dcgan family has no such option (it is the "
-                        "r3gan family's: model.arch='r3gan')")
     dtype = jnp.dtype(model_config.dtype)
     generator = Generator(resolution=resolution, channels=channels, num_classes=num_classes,
                           latent_dim=model_config.latent_dim, width=model_config.g_width,

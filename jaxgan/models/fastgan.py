@@ -371,15 +371,6 @@ def _check(model_config, image_shape):
     if model_config.d_norm not in ("spectral", "none"):
         raise UserError(f"model.d_norm={model_config.d_norm!r}: the fastgan family's "
                         "discriminator takes 'spectral' (the official) or 'none'")
-    resnet_only = [key for key in ("attention_resolution", "shared_embedding_dim",
-                                   "hierarchical_latent") if model_config.get(key)]
-    if resnet_only:
-        raise UserError(f"model.{resnet_only[0]}: the fastgan family has no such option (it is "
-                        "the resnet family's: model.arch='resnet')")
-    r3gan_only = [key for key in ("blocks_per_stage", "group_width") if model_config.get(key)]
-    if r3gan_only:
-        raise UserError(f"model.{r3gan_only[0]}: the fastgan family has no such option (it is the "
-                        "r3gan family's: model.arch='r3gan')")
     narrowest = min(int(G_MULT[resolution] * model_config.g_width),
                     int(D_MULT[2 * min(resolution, TRUNK_MAX)] * model_config.d_width),
                     model_config.d_width // 2)

@@ -301,11 +301,6 @@ def _check(model_config, image_shape):
     if model_config.d_norm != "none":
         raise UserError(f"model.d_norm={model_config.d_norm!r}: the r3gan family has no "
                         "normalisation: set 'none'")
-    others = [key for key in ("g_spectral_norm", "attention_resolution", "shared_embedding_dim",
-                              "hierarchical_latent") if model_config.get(key)]
-    if others:
-        raise UserError(f"model.{others[0]}: the r3gan family has no such option (it is the "
-                        "resnet family's: model.arch='resnet')")
     _, group_width = settings(model_config)
     for name in ("g_width", "d_width"):
         width = model_config[name]
