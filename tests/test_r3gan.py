@@ -203,8 +203,8 @@ def test_labels_condition_both_networks(small_models):
     def run(g_vars, d_vars, labels):
         images = generator.apply(g_vars, z, labels)
         blended = generator.apply(g_vars, z, jax.nn.one_hot(labels, 3))
-        return (images, blended, discriminator.apply(d_vars, images, labels),
-                discriminator.apply(d_vars, images, (labels + 1) % 3))
+        return (images, blended, discriminator.apply(d_vars, images, labels)[0],
+                discriminator.apply(d_vars, images, (labels + 1) % 3)[0])
     images, blended, logits, other_logits = run_unoptimised(run, g_vars, d_vars, labels)
     shifted, *_ = run_unoptimised(run, g_vars, d_vars, (labels + 1) % 3)
     assert images.shape == (4, 16, 16, 3) and images.dtype == jnp.float32

@@ -74,7 +74,7 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """D(x, labels) -> one logit per image, shape (B,).
+    """D(x, labels) -> (one logit per image, shape (B,); its own loss: 0, it has none).
 
     (conv 4x4 stride 2, [BatchNorm], LeakyReLU 0.2) blocks doubling the width down to 4x4, then a
     4x4 'valid' convolution to one logit; conditional models add the projection
@@ -108,7 +108,7 @@ class Discriminator(nn.Module):
             features_BC = x.astype(jnp.float32).sum(axis=(1, 2))
             embed = nn.Embed(self.num_classes, width, embedding_init=DCGAN_INIT, name="projection")
             logits = logits + jnp.sum(embed(labels_B) * features_BC, axis=-1)
-        return logits
+        return logits, jnp.zeros((), jnp.float32)
 
 
 def build(model_config, image_shape, num_classes: int, axis_name: str | None = None):

@@ -230,7 +230,7 @@ class DiscriminatorBlock(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """D(x, labels) -> one logit per image, shape (B,)."""
+    """D(x, labels) -> (one logit per image, shape (B,); its own loss: 0, it has none)."""
     resolution: int = 32
     num_classes: int = 0
     width: int = 64
@@ -254,7 +254,7 @@ class Discriminator(nn.Module):
             embedding_BC = layers.embed(labels_B, self.num_classes, features_BC.shape[-1],
                                         name="projection")
             logits = logits + jnp.sum(embedding_BC.astype(jnp.float32) * features_BC, axis=-1)
-        return logits
+        return logits, jnp.zeros((), jnp.float32)
 
 
 def _check(model_config, image_shape, num_classes):
