@@ -93,7 +93,7 @@ def assert_keeps_the_contract(config, shape, tmp_path):
     images, other_images, (logits, own_loss), (other_logits, _) = run_unoptimised(
         run, g_vars, d_vars)
     assert images.shape == (4, *shape) and images.dtype == jnp.float32
-    assert float(jnp.abs(images).max()) <= 1.0
+    assert np.isfinite(images).all()  # (r3gan's G is unbounded by design: to_uint8 clips)
     assert logits.shape[0] == 4 and logits.ndim in (1, 2) and logits.dtype == jnp.float32
     assert own_loss.shape == () and float(own_loss) == 0.0  # without its numbers: none
     assert not np.allclose(images, other_images, atol=1e-4)  # G follows the labels
