@@ -106,7 +106,7 @@ def profile_jax(config, image_shape, num_classes, state, reps):
 
     def d_apply(p, x):
         return discriminator.apply(model_variables(p, ds), x, y, train=True,
-                                   mutable=["batch_stats"])[0]
+                                   mutable=["batch_stats"])[0][0]  # the logits
 
     def softplus_mean(logits):
         return jnp.mean(jax.nn.softplus(-logits))

@@ -10,8 +10,10 @@ Importing jaxgan never imports TensorFlow; JAX itself is imported on first use o
 Package map, bottom to top (imports point down, tests/test_import_layers.py; nothing but this
 file imports training.loop):
   errors.py, fileio.py, images.py, mesh.py, metric_names.py   shared by all of the below
+  keys.py, families.py   what a config key is; the model families' registry (model.arch -> its
+                 module and its own model.* keys; no JAX)
   config.py      every config key's default and validation (no JAX)
-  models/        the model families (registry by config.model.arch), layers, norms
+  models/        the model families (built by config.model.arch), layers, norms
   data/          sources: digits, folder:PATH, tfds:NAME -> Dataset (uint8 images, labels)
   training/      state, step, pipeline (device / host / disk tiers), checkpoint (and the best
                  checkpoint), writers; loop.py sits above the evaluation, which it runs

@@ -1,5 +1,8 @@
 """Every config key: its default, what it means and which values it allows.
 
+KEYS holds the keys every run has; each model family's own `model.*` keys are declared with the
+family (jaxgan.families) and merged here (`all_keys`, `check_family_keys`).
+
 `default_config()` is the digits recipe (what `python train.py` trains) and the base of every file
 in configs/. `resolve(config)` completes a config (one from an older jaxgan, or written by hand)
 with the defaults, refuses unknown keys and validates every key: a bad value raises `UserError`
@@ -8,65 +11,19 @@ train.py validates before JAX starts and before anything is written.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
-from typing import Any, Callable
+from typing import Any
 
 import ml_collections
 
 from jaxgan.errors import UserError
+from jaxgan.families import DEFAULT, FAMILIES, family_keys, owners
+from jaxgan.keys import (MAX_WIDTH, Key, boolean, choice, integer, is_int, is_number, number,
+                         power_of_two, text)
 from jaxgan.metric_names import ALL_METRICS, EXTRACTORS
-
-
-@dataclasses.dataclass(frozen=True)
-class Key:
-    default: Any
-    help: str
-    allowed: str                       # what the error message says is allowed
-    ok: Callable[[Any], bool]          # whether a value (of the right type) is allowed
-    bad: Any = None                    # a value `ok` refuses, for the test that every key is checked
-
-
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v):
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
-
-
-def integer(default, help, low=0, high=None):
-    allowed = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
-    return Key(default, help, allowed,
-               lambda v: _is_int(v) and v >= low and (high is None or v <= high), low - 1)
-
-
-def number(default, help, low=0.0, high=None, low_open=False, high_open=False):
-    lo = f"> {low}" if low_open else f">= {low}"
-    hi = "" if high is None else (f" and < {high}" if high_open else f" and <= {high}")
-
-    def ok(v):
-        if not _is_number(v) or (v <= low if low_open else v < low):
-            return False
-        return high is None or (v < high if high_open else v <= high)
-    return Key(default, help, f"a number {lo}{hi}", ok, low - 1.0)
 
 
 # The adversarial losses jaxgan.training.losses implements (named here, where the schema lives).
 LOSSES = ("non_saturating", "hinge", "rpgan")
-
-
-def choice(default, help, *values, bad="nonsense"):
-    return Key(default, help, "one of " + ", ".join(repr(v) for v in values),
-               lambda v: v in values, bad)
-
-
-def boolean(default, help):
-    return Key(default, help, "True or False", lambda v: isinstance(v, bool), "maybe")
-
-
-def text(default, help, allowed="a string", ok=lambda v: True, bad=None):
-    return Key(default, help, allowed, lambda v: isinstance(v, str) and ok(v), bad)
 
 
 def _source_ok(source: str) -> bool:
@@ -82,22 +39,11 @@ def _augment_policy_ok(policy: str) -> bool:
     return all(name in AUGMENTATIONS for name in names) and len(set(names)) == len(names)
 
 
-def _attention_ok(v) -> bool:
-    return _is_int(v) and (v == 0 or _power_of_two(v))
-
 
 def _metric_list(text: str) -> bool:
     names = [n.strip() for n in text.split(",")]
     return all(n in ALL_METRICS for n in names)
 
-
-def _power_of_two(v) -> bool:
-    return _is_int(v) and 8 <= v <= 1024 and v & (v - 1) == 0
-
-
-# Channels and vector sizes above this cannot fit any device: one 3x3 convolution between two
-# layers this wide is 2^16 * 2^16 * 9 * 4 bytes = 144 GiB of float32 (before Adam's two moments).
-MAX_WIDTH = 2**16
 
 # Default = the digits recipe. A key added here must say what is allowed (tests/test_config.py
 # feeds every key's `bad` value through train.py and expects a one-line refusal).
@@ -107,7 +53,7 @@ KEYS: dict[str, Key] = {
     "data.source": text("digits", "'digits' | 'folder:PATH' | 'tfds:NAME[/CONFIG]'",
                         "'digits', 'folder:PATH' or 'tfds:NAME'", _source_ok, "nonsense"),
     "data.resolution": Key(16, "image side in pixels (the model family says which it supports)",
-                           "a power of two from 8 to 1024", _power_of_two, 20),
+                           "a power of two from 8 to 1024", power_of_two, 20),
     "data.channels": choice(1, "1 (grayscale) or 3 (RGB)", 1, 3, bad=2),
     "data.conditional": boolean(True, "use the class labels (False: an unconditional GAN)"),
     "data.random_flip": boolean(False, "mirror training images at random (not for digits/text)"),
@@ -125,8 +71,10 @@ KEYS: dict[str, Key] = {
                                "auto", "data_source", "tf.data"),
     "data.download": boolean(True, "with TensorFlow: download and prepare a missing TFDS set"),
 
-    "model.arch": choice("dcgan", "the model family (jaxgan.models.FAMILIES)", "dcgan", "resnet",
-                          "fastgan", "r3gan"),
+    # The keys every family takes; each family's own follow model.d_norm (`all_keys`).
+    "model.arch": Key(DEFAULT, "the model family (jaxgan.families.FAMILIES)",
+                      "one of " + ", ".join(map(repr, FAMILIES)), lambda v: v in FAMILIES,
+                      "nonsense"),
     "model.latent_dim": integer(64, "size of the noise vector z", 1, MAX_WIDTH),
     "model.g_width": integer(32, "generator channels at the last block (DCGAN's ngf)", 1,
                              MAX_WIDTH),
@@ -135,21 +83,6 @@ KEYS: dict[str, Key] = {
     "model.d_norm": choice("batch", "normalisation in D ('spectral': every D layer spectrally "
                            "normalised; the resnet family takes 'spectral' or 'none', r3gan 'none')",
                            "batch", "none", "spectral"),
-    "model.g_spectral_norm": boolean(False, "resnet, fastgan: spectral norm on G's layers too "
-                                       "(BigGAN, FastGAN)"),
-    "model.attention_resolution": Key(0, "resnet: SAGAN self-attention in G and D at this "
-                                      "feature-map size (0: none)",
-                                      "0 or a power of two from 8 to 1024", _attention_ok, 12),
-    "model.shared_embedding_dim": integer(0, "resnet: BigGAN's shared class embedding of this "
-                                          "size feeding every conditional BatchNorm (0: per-block "
-                                          "class embeddings, SNGAN)", 0, MAX_WIDTH),
-    "model.hierarchical_latent": boolean(False, "resnet: BigGAN's hierarchical latent (z split "
-                                         "across the Dense layer and the blocks)"),
-    "model.blocks_per_stage": integer(0, "r3gan: residual blocks at each resolution (0: 2, "
-                                      "R3GAN's)", 0, MAX_WIDTH),
-    "model.group_width": integer(0, "r3gan: channels per group of the blocks' grouped 3x3 "
-                                 "convolutions (0: 16, R3GAN's CIFAR-10 cardinality; its "
-                                 "ImageNet presets: 32)", 0, MAX_WIDTH),
     "model.dtype": choice("float32", "compute dtype ('bfloat16': mixed precision)",
                           "float32", "bfloat16", "float16"),
 
@@ -193,10 +126,10 @@ KEYS: dict[str, Key] = {
                                       "as a multiple of theirs"),
     "train.final_b2": Key(-1.0, "with schedule_kimg: the final Adam beta2 (-1: train.b2 "
                           "throughout)", "-1 or a number >= 0 and < 1",
-                          lambda v: _is_number(v) and (v == -1 or 0 <= v < 1), 1.0),
+                          lambda v: is_number(v) and (v == -1 or 0 <= v < 1), 1.0),
     "train.final_augment_p": Key(-1.0, "with schedule_kimg: the final augment_p (-1: augment_p "
                                  "throughout)", "-1 or a number >= 0 and <= 1",
-                                 lambda v: _is_number(v) and (v == -1 or 0 <= v <= 1), 2.0),
+                                 lambda v: is_number(v) and (v == -1 or 0 <= v <= 1), 2.0),
     "train.ema_kimg": number(0.0, "half-life of G's EMA in thousands of images (R3GAN; with "
                              "schedule_kimg it grows from 0 to this); 0: train.ema_decay"),
     "train.steps_per_call": integer(1, "steps per dispatch: 1 on CPUs, 10-100 on GPUs/TPUs", 1),
@@ -235,10 +168,21 @@ RUN_ONLY_KEYS = ("train.num_steps", "train.steps_per_call", "train.log_every_ste
                  "eval.num_samples", "eval.metrics", "eval.extractor", "eval.inception_weights")
 
 
-def default_config() -> ml_collections.ConfigDict:
-    """Every key at its default (the digits recipe)."""
-    config = ml_collections.ConfigDict()
+def all_keys() -> dict[str, Key]:
+    """KEYS with every registered family's own `model.*` keys (after model.d_norm: the order of
+    the configs older versions wrote)."""
+    keys = {}
     for dotted, key in KEYS.items():
+        keys[dotted] = key
+        if dotted == "model.d_norm":
+            keys.update({f"model.{name}": k for name, k in family_keys().items()})
+    return keys
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Every key at its default (the digits recipe), every family's keys included."""
+    config = ml_collections.ConfigDict()
+    for dotted, key in all_keys().items():
         *sections, name = dotted.split(".")
         node = config
         for section in sections:
@@ -262,11 +206,12 @@ def flatten(config, prefix: str = "") -> dict[str, Any]:
 
 def validate(config) -> None:
     """Raise UserError naming the first key whose value is not allowed (or that is unknown)."""
+    keys = all_keys()
     for dotted, value in flatten(config).items():
-        key = KEYS.get(dotted)
+        key = keys.get(dotted)
         if key is None:
             raise UserError(f"unknown config key {dotted!r}")
-        if isinstance(key.default, float) and _is_int(value):
+        if isinstance(key.default, float) and is_int(value):
             value = float(value)
         if not key.ok(value):
             raise UserError(f"config key {dotted}={value!r} is not allowed: it must be {key.allowed}")
@@ -282,12 +227,28 @@ def resolve(config) -> ml_collections.ConfigDict:
         for section in sections:
             node = node[section]
         node[name] = float(value) if isinstance(node[name], float) else value
+    check_family_keys(resolved.model)
     _check_schedules(resolved.train)
     if resolved.checkpoint.best_metric and not resolved.eval.every_steps:
         raise UserError(f"checkpoint.best_metric={resolved.checkpoint.best_metric!r} needs "
                         "evaluations: set eval.every_steps > 0")
     resolved.lock()
     return resolved
+
+
+def check_family_keys(model_config) -> None:
+    """Refuse a family's own key (jaxgan.families) set for a family that does not take it: the
+    config holds every family's keys, and one the chosen family does not take stays at its
+    default."""
+    arch = model_config.get("arch", DEFAULT)
+    own = FAMILIES[arch].keys
+    for name, key in family_keys().items():
+        if name not in own and name in model_config and model_config[name] != key.default:
+            takers = owners(name)
+            whose = (f"the {takers[0]} family's" if len(takers) == 1 else
+                     f"the {' and '.join(takers)} families'")
+            raise UserError(f"model.{name}: the {arch} family has no such option (it is {whose}: "
+                            f"model.arch={' or '.join(map(repr, takers))})")
 
 
 def _check_schedules(train) -> None:
@@ -322,7 +283,7 @@ def check_for_devices(config, num_devices: int) -> None:
 def changed_keys(saved, config) -> list[str]:
     """'key: saved -> new' for every key (run-only keys aside) whose value differs."""
     old, new = flatten(resolve(saved)), flatten(config)
-    return [f"{k}: {old[k]!r} -> {new[k]!r}" for k in KEYS
+    return [f"{k}: {old[k]!r} -> {new[k]!r}" for k in all_keys()
             if k not in RUN_ONLY_KEYS and old.get(k) != new.get(k)]
 
 

@@ -1,16 +1,25 @@
-"""The promises every model family keeps, over the registry (jaxgan.models.FAMILIES): one
+"""The promises every model family keeps, over the registry (jaxgan.families.FAMILIES): the
+contract the rest of jaxgan relies on (shapes, conditioning, the abstract state a checkpoint is
+restored into equals the created one, D's own loss, training, exact resume, sampling); one
 training step computes the same mathematics on 1 device and on 8, for every loss the family
-trains with, checked by tests/helpers.assert_steps_agree with tolerances derived there; and that
-check fails on a deliberately wrong step."""
+trains with, checked by tests/helpers.assert_steps_agree with tolerances derived there; that
+check fails on a deliberately wrong step; and a new family is its module plus one registry line
+(tests/toy_family.py)."""
 import dataclasses
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 from conftest import tiny_config
-from helpers import assert_steps_agree, run_step
+from helpers import assert_steps_agree, assert_trains_resumes_exactly_and_samples, run_step, \
+    run_unoptimised
 
-from jaxgan import models
+from jaxgan import config as config_lib, families, models
+from jaxgan.errors import UserError
+from jaxgan.keys import integer
 from jaxgan.training import step as step_lib
+from jaxgan.training.state import GAN
 
 # Each family, tiny, with the tools it trains with that keep state across devices. A family
 # added to the registry must add its line here (test_every_family_is_checked says so).
@@ -52,7 +61,82 @@ def both_runs(config, shape, **kwargs):
 
 
 def test_every_family_is_checked():
-    assert set(FAMILIES) == set(models.FAMILIES)
+    assert set(FAMILIES) == set(families.FAMILIES) == set(models.FAMILIES)
+
+
+def perturbed(variables, key):
+    """`variables` with every parameter moved at random: an untrained network may ignore its
+    labels (conditional BatchNorm starts at gain 1 and bias 0 for every class)."""
+    leaves, tree = jax.tree.flatten(variables["params"])
+    keys = jax.random.split(key, len(leaves))
+    moved = [x + 0.1 * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys)]
+    return {**variables, "params": jax.tree.unflatten(tree, moved)}
+
+
+def assert_keeps_the_contract(config, shape, tmp_path):
+    """What training, checkpoints and sampling rely on of a family (see the module docstring)."""
+    gan = GAN.build(config_lib.resolve(config), shape, CLASSES)
+    created, abstract = gan.create_state(jax.random.key(0)), gan.abstract_state()
+    assert jax.tree.structure(created) == jax.tree.structure(abstract)
+    assert [(x.shape, x.dtype) for x in jax.tree.leaves(created)] == [
+        (x.shape, x.dtype) for x in jax.tree.leaves(abstract)]
+
+    def run(g_vars, d_vars):
+        z = jax.random.normal(jax.random.key(1), (4, config.model.latent_dim))
+        labels, others = jnp.arange(4), jnp.arange(4) + 1
+        images = gan.generator.apply(g_vars, z, labels)
+        return (images, gan.generator.apply(g_vars, z, others),
+                gan.discriminator.apply(d_vars, images, labels),
+                gan.discriminator.apply(d_vars, images, others))
+    g_vars = perturbed(models.variables(created.g_params, created.g_stats), jax.random.key(2))
+    d_vars = perturbed(models.variables(created.d_params, created.d_stats), jax.random.key(3))
+    images, other_images, (logits, own_loss), (other_logits, _) = run_unoptimised(
+        run, g_vars, d_vars)
+    assert images.shape == (4, *shape) and images.dtype == jnp.float32
+    assert np.isfinite(images).all()  # (r3gan's G is unbounded by design: to_uint8 clips)
+    assert logits.shape[0] == 4 and logits.ndim in (1, 2) and logits.dtype == jnp.float32
+    assert own_loss.shape == () and float(own_loss) == 0.0  # without its numbers: none
+    assert not np.allclose(images, other_images, atol=1e-4)  # G follows the labels
+    assert not np.allclose(logits, other_logits, atol=1e-4)  # and D
+    last, sampled = assert_trains_resumes_exactly_and_samples(config, tmp_path)
+    assert last["step"] == config.train.num_steps
+    assert np.isfinite([last["d_loss"], last["g_loss"]]).all()
+    assert sampled.shape == (3, *shape)
+    name = models.aux_loss_name(gan.discriminator)
+    if name:  # D's own loss, reported under its name
+        assert np.isfinite(last[name]) and last[name] > 0.0
+    return last
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_keeps_the_contract(family, tmp_path):
+    config, shape = config_for(family, "non_saturating", **{
+        "train.num_steps": 4, "checkpoint.every_steps": 2})
+    last = assert_keeps_the_contract(config, shape, tmp_path)
+    if family == "fastgan":  # three mean squared errors of images in [-1, 1]: at most 3 * 4
+        assert last["reconstruction"] < 12.0
+
+
+# The toy family's own key, declared in its registry line.
+TOY = families.Family("toy_family", {"toy_hidden": integer(0, "toy: hidden units (0: 16)", 0,
+                                                           1024)})
+
+
+def test_a_family_is_its_module_and_one_registry_line(tmp_path, monkeypatch):
+    """tests/toy_family.py (a D with its own loss and its own random numbers per image) and the
+    one line below: validated, trained, the same on 1 device and 8, resumed and sampled, with no
+    other change anywhere."""
+    monkeypatch.setitem(families.FAMILIES, "toy", TOY)
+    with pytest.raises(UserError, match=r"^model.toy_hidden: the dcgan family has no such option "
+                                        r"\(it is the toy family's: model.arch='toy'\)$"):
+        config_lib.resolve(tiny_config(**{"model.toy_hidden": 8}))
+    config = tiny_config(**{"model.arch": "toy", "model.toy_hidden": 8, "model.d_norm": "none",
+                            "train.num_steps": 4, "checkpoint.every_steps": 2})
+    shape = (16, 16, 1)
+    one, eight = both_runs(config, shape)
+    assert_steps_agree(one, eight, config)
+    assert float(one.metrics["toy_penalty"]) > 0.0
+    assert_keeps_the_contract(config, shape, tmp_path)
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -101,7 +185,8 @@ def batch_norm_over_the_local_batch(gan):
                                discriminator=gan.discriminator.clone(axis_name=None))
 
 
-@pytest.mark.parametrize("wrong", ["gradient over the local shard", "BatchNorm over the local batch"])
+@pytest.mark.parametrize("wrong", ["gradient over the local shard",
+                                   "BatchNorm over the local batch"])
 def test_the_check_fails_on_a_wrong_step(wrong, monkeypatch):
     config, shape = config_for("dcgan", "non_saturating")
     one = run_step(config, jax.devices()[:1], shape, CLASSES)

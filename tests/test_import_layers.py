@@ -2,7 +2,8 @@
 
 The layers, bottom to top (a module may import its own layer and those below it, never above):
 
-   0 foundation  errors, fileio, images, mesh, metric_names   shared by everything; no JAX
+   0 foundation  errors, fileio, images, mesh, metric_names,  shared by everything; no JAX
+                 keys, families (the config keys' kinds, the model registry)
    1 config      config.py: every key's default and validation; no JAX
    2 models      models/: the model families
    3 data        data/: the sources -> Dataset
@@ -35,7 +36,7 @@ PACKAGE = ROOT / "jaxgan"
 # (layer, module prefixes), bottom to top. A module belongs to the layer of its longest prefix.
 LAYERS = (
     ("foundation", ("jaxgan.errors", "jaxgan.fileio", "jaxgan.images", "jaxgan.mesh",
-                    "jaxgan.metric_names")),
+                    "jaxgan.metric_names", "jaxgan.keys", "jaxgan.families")),
     ("config", ("jaxgan.config",)),
     ("models", ("jaxgan.models",)),
     ("data", ("jaxgan.data",)),

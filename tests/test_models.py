@@ -27,7 +27,7 @@ def test_output_shapes(resolution, channels, num_classes):
     def run(key):
         g_vars, d_vars = GAN.build(config, shape, num_classes).init_variables(key)
         images = generator.apply(g_vars, z, labels)
-        return g_vars, d_vars, images, discriminator.apply(d_vars, images, labels)
+        return g_vars, d_vars, images, discriminator.apply(d_vars, images, labels)[0]
     g_vars, d_vars, images, logits = run_unoptimised(run, jax.random.key(0))
     assert images.shape == (3, *shape)
     assert images.dtype == jnp.float32

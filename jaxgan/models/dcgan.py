@@ -74,7 +74,7 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """D(x, labels) -> one logit per image, shape (B,).
+    """D(x, labels) -> (one logit per image, shape (B,); its own loss: 0, it has none).
 
     (conv 4x4 stride 2, [BatchNorm], LeakyReLU 0.2) blocks doubling the width down to 4x4, then a
     4x4 'valid' convolution to one logit; conditional models add the projection
@@ -108,7 +108,7 @@ class Discriminator(nn.Module):
             features_BC = x.astype(jnp.float32).sum(axis=(1, 2))
             embed = nn.Embed(self.num_classes, width, embedding_init=DCGAN_INIT, name="projection")
             logits = logits + jnp.sum(embed(labels_B) * features_BC, axis=-1)
-        return logits
+        return logits, jnp.zeros((), jnp.float32)
 
 
 def build(model_config, image_shape, num_classes: int, axis_name: str | None = None):
@@ -121,16 +121,6 @@ def build(model_config, image_shape, num_classes: int, axis_name: str | None = N
     if model_config.d_norm == "spectral":
         raise UserError("model.d_norm='spectral': the dcgan family's discriminator takes 'batch' "
                         "or 'none' (spectral norm is the resnet family's: model.arch='resnet')")
-    resnet_only = [key for key in ("g_spectral_norm", "attention_resolution",
-                                   "shared_embedding_dim", "hierarchical_latent")
-                   if model_config.get(key)]
-    if resnet_only:
-        raise UserError(f"model.{resnet_only[0]}: the dcgan family has no such option (it is the "
-                        "resnet family's: model.arch='resnet')")
-    r3gan_only = [key for key in ("blocks_per_stage", "group_width") if model_config.get(key)]
-    if r3gan_only:
-        raise UserError(f"model.{r3gan_only[0]}: the dcgan family has no such option (it is the "
-                        "r3gan family's: model.arch='r3gan')")
     dtype = jnp.dtype(model_config.dtype)
     generator = Generator(resolution=resolution, channels=channels, num_classes=num_classes,
                           latent_dim=model_config.latent_dim, width=model_config.g_width,

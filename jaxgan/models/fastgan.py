@@ -283,11 +283,13 @@ class Decoder(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """D(x, labels) -> patch logits (B, 50): 25 of the full-size branch, 25 of the half-size one.
+    """D(x, labels) -> (patch logits (B, 50): 25 of the full-size branch, 25 of the half-size
+    one; its own loss).
 
-    Given `quadrant_B` (which quadrant of each real image to reconstruct, 0-3), it returns
-    (logits, reconstruction loss): the mean squared error of its three reconstructions."""
-    reconstructs: ClassVar[bool] = True  # the train step passes quadrant_B on real images
+    Given its `numbers` ({"quadrant": (B,)}: which quadrant of each real image to reconstruct,
+    0-3; `draw_numbers`, which the train step draws for the real batch of every D update), its
+    own loss is the mean squared error of its three reconstructions; 0 without them."""
+    aux_loss_name: ClassVar[str] = "reconstruction"  # what the step reports its own loss as
 
     resolution: int = 64
     channels: int = 3
@@ -298,8 +300,16 @@ class Discriminator(nn.Module):
     axis_name: str | None = None
     dtype: Any = None
 
+    @staticmethod
+    def draw_numbers(key, n_updates: int, batch_size: int) -> dict:
+        """Which quadrant of each real image D reconstructs, for `n_updates` D updates of the
+        global batch: {"quadrant": int32 (n_updates, batch_size)}. Drawn as (n_updates, 3, B)
+        and the first row kept: the numbers of the versions before D declared them (the same
+        steps, old workdirs resumed alike)."""
+        return {"quadrant": jax.random.randint(key, (n_updates, 3, batch_size), 0, 4)[:, 0]}
+
     @nn.compact
-    def __call__(self, x_BHWC, labels_B=None, train: bool = False, quadrant_B=None):
+    def __call__(self, x_BHWC, labels_B=None, train: bool = False, numbers=None):
         convs = Convs(self.spectral, train, self.dtype)
         width = lambda size: int(D_MULT[size] * self.width)
         block = lambda features, comp, name: DownBlock(features, comp, self.spectral,
@@ -327,7 +337,7 @@ class Discriminator(nn.Module):
         h = lrelu(exact_batch_norm(train, self.axis_name, self.dtype, scale_init=gain_init,
                              name="rf_big_bn")(h))
         logits_big = convs(h, 1, 4, padding="VALID", name="rf_big_conv2")
-
+        # The half-size branch, on the image downsampled.
         small_size = min(self.resolution // 2, SMALL_MAX)
         small = nearest_downsample(x_BHWC, small_size)
         s = small_size // 2
@@ -336,7 +346,6 @@ class Discriminator(nn.Module):
             s //= 2
             y = block(width(4 * s), False, f"small_down{s}")(y, train)
         logits_small = convs(y, 1, 4, padding="VALID", name="rf_small")
-
         batch = x_BHWC.shape[0]
         logits = jnp.concatenate([logits_big.reshape(batch, -1), logits_small.reshape(batch, -1)],
                                  axis=1).astype(jnp.float32)
@@ -346,19 +355,24 @@ class Discriminator(nn.Module):
                                                  embedding_init=WEIGHT_INIT, name="projection"),
                                         labels_B)
             logits = logits + jnp.sum(embedding_BC * features_BC, axis=-1, keepdims=True)
-        if quadrant_B is None and not self.is_initializing():
-            return logits
+        if numbers is None and not self.is_initializing():
+            return logits, jnp.zeros((), jnp.float32)
+        parts = jnp.zeros((batch,), jnp.int32) if numbers is None else numbers["quadrant"]
+        return logits, self.reconstruction_loss(x_BHWC, x, y, maps[16], parts, train)
 
-        parts = jnp.zeros((batch,), jnp.int32) if quadrant_B is None else quadrant_B
+    def reconstruction_loss(self, x_BHWC, big_8x8, small_8x8, map_16x16, parts_B, train):
+        """The mean squared errors of the three reconstructions: both branches' 8x8 maps back
+        to the half-size image, quadrant `parts_B` of the 16x16 map back to that quadrant."""
+        small_size = min(self.resolution // 2, SMALL_MAX)
         decoder = lambda name: Decoder(small_size, self.channels, self.decoder_width,
                                        self.spectral, self.axis_name, self.dtype, name=name)
         target = nearest_downsample(x_BHWC, small_size).astype(jnp.float32)
-        part_target = nearest_downsample(quadrant(x_BHWC, parts), small_size).astype(jnp.float32)
+        part_target = nearest_downsample(quadrant(x_BHWC, parts_B), small_size).astype(
+            jnp.float32)
         mse = lambda a, b: jnp.mean(jnp.square(a - b))
-        loss = (mse(decoder("decoder_big")(x, train), target)
-                + mse(decoder("decoder_small")(y, train), target)
-                + mse(decoder("decoder_part")(quadrant(maps[16], parts), train), part_target))
-        return logits if quadrant_B is None else (logits, loss)
+        return (mse(decoder("decoder_big")(big_8x8, train), target)
+                + mse(decoder("decoder_small")(small_8x8, train), target)
+                + mse(decoder("decoder_part")(quadrant(map_16x16, parts_B), train), part_target))
 
 
 def _check(model_config, image_shape):
@@ -371,15 +385,6 @@ def _check(model_config, image_shape):
     if model_config.d_norm not in ("spectral", "none"):
         raise UserError(f"model.d_norm={model_config.d_norm!r}: the fastgan family's "
                         "discriminator takes 'spectral' (the official) or 'none'")
-    resnet_only = [key for key in ("attention_resolution", "shared_embedding_dim",
-                                   "hierarchical_latent") if model_config.get(key)]
-    if resnet_only:
-        raise UserError(f"model.{resnet_only[0]}: the fastgan family has no such option (it is "
-                        "the resnet family's: model.arch='resnet')")
-    r3gan_only = [key for key in ("blocks_per_stage", "group_width") if model_config.get(key)]
-    if r3gan_only:
-        raise UserError(f"model.{r3gan_only[0]}: the fastgan family has no such option (it is the "
-                        "r3gan family's: model.arch='r3gan')")
     narrowest = min(int(G_MULT[resolution] * model_config.g_width),
                     int(D_MULT[2 * min(resolution, TRUNK_MAX)] * model_config.d_width),
                     model_config.d_width // 2)

@@ -249,7 +249,8 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """D(x, labels) -> one logit per image, shape (B,). `widths`/`groups` from 4x4 up (as G's)."""
+    """D(x, labels) -> (one logit per image, shape (B,); its own loss: 0, it has none).
+    `widths`/`groups` from 4x4 up (as G's)."""
     resolution: int = 32
     num_classes: int = 0
     widths: tuple = ()
@@ -279,10 +280,11 @@ class Discriminator(nn.Module):
         out = c if self.num_classes > 0 else 1   # ConditionEmbeddingDimension = D's 4x4 width
         features_BE = linear(out, 1.0, c, self.dtype, "head")(features_BC).astype(jnp.float32)
         if self.num_classes == 0:
-            return features_BE[:, 0]
+            return features_BE[:, 0], jnp.zeros((), jnp.float32)
         embed = nn.Embed(self.num_classes, out, name="projection",
                          embedding_init=msr_init(1.0 / math.sqrt(out), self.num_classes))
-        return jnp.sum(features_BE * embed_labels(embed, labels_B), axis=-1)
+        logits = jnp.sum(features_BE * embed_labels(embed, labels_B), axis=-1)
+        return logits, jnp.zeros((), jnp.float32)
 
 
 def settings(model_config) -> tuple[int, int]:
@@ -301,11 +303,6 @@ def _check(model_config, image_shape):
     if model_config.d_norm != "none":
         raise UserError(f"model.d_norm={model_config.d_norm!r}: the r3gan family has no "
                         "normalisation: set 'none'")
-    others = [key for key in ("g_spectral_norm", "attention_resolution", "shared_embedding_dim",
-                              "hierarchical_latent") if model_config.get(key)]
-    if others:
-        raise UserError(f"model.{others[0]}: the r3gan family has no such option (it is the "
-                        "resnet family's: model.arch='resnet')")
     _, group_width = settings(model_config)
     for name in ("g_width", "d_width"):
         width = model_config[name]

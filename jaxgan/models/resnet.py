@@ -230,7 +230,7 @@ class DiscriminatorBlock(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """D(x, labels) -> one logit per image, shape (B,)."""
+    """D(x, labels) -> (one logit per image, shape (B,); its own loss: 0, it has none)."""
     resolution: int = 32
     num_classes: int = 0
     width: int = 64
@@ -254,7 +254,7 @@ class Discriminator(nn.Module):
             embedding_BC = layers.embed(labels_B, self.num_classes, features_BC.shape[-1],
                                         name="projection")
             logits = logits + jnp.sum(embedding_BC.astype(jnp.float32) * features_BC, axis=-1)
-        return logits
+        return logits, jnp.zeros((), jnp.float32)
 
 
 def _check(model_config, image_shape, num_classes):
@@ -273,10 +273,6 @@ def _check(model_config, image_shape, num_classes):
     if attention and attention not in sizes:
         raise UserError(f"model.attention_resolution={attention}: at {resolution} px it must be 0 "
                         f"(none) or one of {', '.join(map(str, sorted(sizes)))}")
-    r3gan_only = [key for key in ("blocks_per_stage", "group_width") if model_config.get(key)]
-    if r3gan_only:
-        raise UserError(f"model.{r3gan_only[0]}: the resnet family has no such option (it is the "
-                        "r3gan family's: model.arch='r3gan')")
     blocks = len(G_OUT[resolution])
     if model_config.hierarchical_latent and model_config.latent_dim % (blocks + 1):
         raise UserError(f"model.latent_dim={model_config.latent_dim}: a hierarchical latent at "

@@ -23,7 +23,7 @@ from jax import lax
 from jax.sharding import Mesh, PartitionSpec as P
 
 from jaxgan.mesh import AXIS
-from jaxgan.models import variables
+from jaxgan.models import aux_loss_name, draw_discriminator_numbers, variables
 from jaxgan.training import augment as augment_lib, losses, schedules
 from jaxgan.training.state import GAN, GANState, aux_of
 
@@ -139,13 +139,15 @@ def ema_update(new, ema, step, decay, warm_up=True):
 
 
 class AugmentSlots(NamedTuple):
-    """The per-image random numbers (augment.draw's, and `quadrant` when D reconstructs) of one D
-    update and of the G update after it, named by the batch they augment. In the step they hold
+    """The per-image random numbers of one D update and of the G update after it: augment.draw's,
+    named by the batch they augment, and the discriminator's own. In the step they hold
     (n_critic, B, ...) arrays, in an update (B, ...) ones."""
-    real: dict        # the real batch in the D update (and which quadrant D reconstructs)
+    real: dict        # the real batch in the D update
     fake: dict        # the fake batch in the D update
     fake_in_g: dict   # the fake batch in the G update
     real_in_g: dict   # the real batch in the G update: the relativistic loss's pairs ({} else)
+    discriminator: dict = {}  # D's own numbers for the real batch in the D update (its
+    #                           draw_numbers, jaxgan.models; {} where it declares none)
 
 
 class DiscriminatorState(NamedTuple):
@@ -183,7 +185,8 @@ def discriminator_update(gan: GAN, opts: StepOptions, d: DiscriminatorState, bat
     def loss_fn(params):
         outputs = discriminator_forward(gan, opts, params, d.stats, batch, aug,
                                         scales.augment_p, d_index)
-        loss, metrics, aux = discriminator_loss(opts, outputs, d.aux, scales.gamma, d_index)
+        loss, metrics, aux = discriminator_loss(gan, opts, outputs, d.aux, scales.gamma,
+                                                d_index)
         return loss, (outputs.stats, aux, metrics)
     (_, (stats, aux, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d.params)
     updates, opt_state = gan.d_tx.update(lax.pmean(grads, AXIS), d.opt_state, d.params)
@@ -197,7 +200,7 @@ class DiscriminatorOutputs(NamedTuple):
     real_logits: Any
     fake_logits: Any
     stats: Any             # BatchNorm statistics after both batches
-    reconstruction: Any    # the self-supervised reconstruction loss on real images, or None
+    own_loss: Any          # D's own loss on both batches (0 where it has none)
 
 
 def discriminator_forward(gan, opts: StepOptions, params, stats, batch: Batch, aug: AugmentSlots,
@@ -224,24 +227,20 @@ def discriminator_forward(gan, opts: StepOptions, params, stats, batch: Batch, a
 
 
 def _forward(gan, opts, params, stats, batch: Batch, aug: AugmentSlots, p, now):
-    def real_logits(x):
-        """(logits, (new BatchNorm statistics, reconstruction loss or None))."""
-        quadrant = {"quadrant_B": aug.real["quadrant"]} if reconstructs_reals(gan) else {}
-        out, upd = gan.discriminator.apply(variables(params, stats), x, batch.real_y, train=True,
-                                           mutable=["batch_stats"], **quadrant)
-        logits, reconstruction = out if quadrant else (out, None)
-        return logits, (upd.get("batch_stats", {}), reconstruction)
+    def logits(labels, numbers, stats, x):
+        """(logits, (new BatchNorm statistics, D's own loss))."""
+        (out, own_loss), upd = gan.discriminator.apply(
+            variables(params, stats), x, labels, train=True, mutable=["batch_stats"], **numbers)
+        return out, (upd.get("batch_stats", {}), own_loss)
 
-    def fake_logits(new_stats, x):
-        out, upd = gan.discriminator.apply(variables(params, new_stats), x, batch.fake_y,
-                                           train=True, mutable=["batch_stats"])
-        return out, upd.get("batch_stats", {})
-
-    r1, real_out, (stats, reconstruction) = penalised(
-        opts, real_logits, batch.real_x, aug.real, p, opts.r1_gamma, now)
-    r2, fake_out, stats = penalised(opts, functools.partial(fake_logits, stats), batch.fake_x,
-                                    aug.fake, p, opts.r2_gamma, now)
-    return DiscriminatorOutputs(r1, r2, real_out, fake_out, stats, reconstruction)
+    numbers = {"numbers": aug.discriminator} if aug.discriminator else {}
+    r1, real_out, (stats, real_own) = penalised(
+        opts, functools.partial(logits, batch.real_y, numbers, stats), batch.real_x, aug.real, p,
+        opts.r1_gamma, now)
+    r2, fake_out, (stats, fake_own) = penalised(
+        opts, functools.partial(logits, batch.fake_y, {}, stats), batch.fake_x, aug.fake, p,
+        opts.r2_gamma, now)
+    return DiscriminatorOutputs(r1, r2, real_out, fake_out, stats, real_own + fake_own)
 
 
 def penalised(opts: StepOptions, logits_fn, x, aug: dict, p, gamma, now):
@@ -266,17 +265,17 @@ def penalised(opts: StepOptions, logits_fn, x, aug: dict, p, gamma, now):
     return lax.cond(now, lambda: losses.zero_centred_gradient_penalty(of_x, x), without)
 
 
-def discriminator_loss(opts: StepOptions, out: DiscriminatorOutputs, aux: dict, gamma_scale,
-                       d_index):
-    """(D's loss, its metrics, the new aux): the adversarial loss, FastGAN's reconstruction,
-    the penalties (lazy: every penalty_every-th update, penalty_every times the weight, as
-    StyleGAN2), LeCam."""
+def discriminator_loss(gan: GAN, opts: StepOptions, out: DiscriminatorOutputs, aux: dict,
+                       gamma_scale, d_index):
+    """(D's loss, its metrics, the new aux): the adversarial loss, D's own loss (reported under
+    its aux_loss_name), the penalties (lazy: every penalty_every-th update, penalty_every times
+    the weight, as StyleGAN2), LeCam."""
     loss = losses.d_loss(opts.loss, out.real_logits, out.fake_logits)
     metrics = {"d_loss": loss, "d_real": out.real_logits.mean(),
                "d_fake": out.fake_logits.mean()}
-    if out.reconstruction is not None:  # FastGAN's self-supervised decoders, on reals only
-        loss = loss + out.reconstruction
-        metrics["reconstruction"] = out.reconstruction
+    loss = loss + out.own_loss
+    if aux_loss_name(gan.discriminator):
+        metrics[aux_loss_name(gan.discriminator)] = out.own_loss
     for name, gamma, penalty in (("r1", opts.r1_gamma, out.r1), ("r2", opts.r2_gamma, out.r2)):
         if gamma:
             loss = loss + 0.5 * (gamma * gamma_scale) * opts.penalty_every * penalty
@@ -295,11 +294,6 @@ def discriminator_loss(opts: StepOptions, out: DiscriminatorOutputs, aux: dict, 
     return loss, metrics, new_aux
 
 
-def reconstructs_reals(gan: GAN) -> bool:
-    """Whether D is trained to reconstruct real images too (jaxgan.models: `reconstructs`)."""
-    return getattr(gan.discriminator, "reconstructs", False)
-
-
 def generator_forward(gan: GAN, g_stats, z_BZ, y_B):
     """params -> (fake images, new BatchNorm statistics), in training mode."""
     def forward(params):
@@ -315,12 +309,13 @@ def generator_loss(gan: GAN, opts: StepOptions, d: DiscriminatorState, batch: Ba
     statistics). The relativistic loss pairs the fakes with the real batch (D sees it, freshly
     augmented, after the fakes, as R3GAN)."""
     fake = batch.fake_x
-    logits, upd = gan.discriminator.apply(variables(d.params, d.stats),
-                                          opts.seen(fake, aug.fake_in_g, p), batch.fake_y,
-                                          train=True, mutable=["batch_stats"])
+    # (D's own loss is D's objective, not G's.)
+    (logits, _), upd = gan.discriminator.apply(variables(d.params, d.stats),
+                                               opts.seen(fake, aug.fake_in_g, p), batch.fake_y,
+                                               train=True, mutable=["batch_stats"])
     real_logits = None
     if opts.relativistic:
-        real_logits, upd = gan.discriminator.apply(
+        (real_logits, _), upd = gan.discriminator.apply(
             variables(d.params, upd.get("batch_stats", {})),
             opts.seen(batch.real_x, aug.real_in_g, p), batch.real_y, train=True,
             mutable=["batch_stats"])
@@ -401,12 +396,12 @@ def draw_step_numbers(key, opts: StepOptions, gan: GAN, batch_size: int):
     slots = 4 if opts.relativistic else 3
     numbers = augment_lib.draw(augment_key, opts.augment, (n_critic, slots, batch_size),
                                gan.image_shape[0])
+    # D's own numbers from the augmentation key folded with 4 (after its slots): the numbers of
+    # the versions before discriminators declared them.
+    own = draw_discriminator_numbers(gan.discriminator, jax.random.fold_in(augment_key, 4),
+                                     n_critic, batch_size)
     aug = AugmentSlots(*(at(numbers, (slice(None), i)) for i in range(slots)),
-                       *([{}] if slots == 3 else []))
-    if reconstructs_reals(gan):  # which quadrant of each real image D reconstructs (slot 0 used)
-        quadrant = jax.random.randint(jax.random.fold_in(augment_key, 4),
-                                      (n_critic, 3, batch_size), 0, 4)
-        aug = aug._replace(real={**aug.real, "quadrant": quadrant[:, 0]})
+                       *([{}] if slots == 3 else []), discriminator=own)
     return z, fake_labels, aug
 
 
