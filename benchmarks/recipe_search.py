@@ -332,17 +332,43 @@ def run_segment(args, number: int, params: dict, budget: float, core: int) -> di
     trial_dir = pathlib.Path(args.out) / "trials" / f"{number:03d}"
     trial_dir.mkdir(parents=True, exist_ok=True)
     (trial_dir / "params.json").write_text(json.dumps(params))
-    result_path = trial_dir / f"budget_{budget:.0f}.json"
+    return train_and_score(args, trial_dir, params, budget, core,
+                           f"trial{number:03d}_{budget:.0f}s.png", {"trial": number})
+
+
+def train_and_score(args, run_dir: pathlib.Path, params: dict, budget: float, core: int,
+                    grid_name: str, identity: dict) -> dict:
+    """Train the run in `run_dir` to `budget` CPU-s, evaluate it and keep the result (read back,
+    not redone, once there): a search trial's segment or a repeated finalist's run."""
+    result_path = run_dir / f"budget_{budget:.0f}.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
-    ledger = train_to(trial_dir, params, args.source, args.resolution, budget, core)
-    grid = results_dir(args) / "grids" / f"trial{number:03d}_{budget:.0f}s.png"
-    values = evaluate_trial(trial_dir, pathlib.Path(args.out) / "shared", args.num, core, grid)
-    result = {"trial": number, "budget": budget, "params": params, "recipe": describe(params),
+    ledger = train_to(run_dir, params, args.source, args.resolution, budget, core)
+    grid = results_dir(args) / "grids" / grid_name
+    values = evaluate_trial(run_dir, pathlib.Path(args.out) / "shared", args.num, core, grid)
+    result = {**identity, "budget": budget, "params": params, "recipe": describe(params),
               **ledger, **values, "score": score(values), "grid": str(grid),
               "finished": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"}
     result_path.write_text(json.dumps(result, default=float))
     return result
+
+
+def on_cores(cores, job, items):
+    """`job(item, core)` for every item, one at a time per core (a core is taken for the job's
+    whole run, training and evaluation); yields (item, result) in the items' order."""
+    free = queue.Queue()
+    for core in cores:
+        free.put(core)
+
+    def run(item):
+        core = free.get()
+        try:
+            return item, job(item, core)
+        finally:
+            free.put(core)
+
+    with concurrent.futures.ThreadPoolExecutor(len(cores)) as pool:
+        yield from pool.map(run, items)
 
 
 def wall_needed(out: pathlib.Path, number: int, budget: float) -> float:
@@ -412,32 +438,23 @@ def run_bracket(args, study, cores) -> bool:
         todo = sorted(n for n, t in alive.items() if budget not in
                       {float(s) for s in t.intermediate_values})
         results = {}
-        free = queue.Queue()
-        for core in cores:
-            free.put(core)
 
-        def job(number):
-            core = free.get()
+        def job(number, core):
+            needed = wall_needed(pathlib.Path(args.out), number, budget)
+            if STOPPING.is_set() or time_left(args) < needed:
+                return None
             try:
-                needed = wall_needed(pathlib.Path(args.out), number, budget)
-                if STOPPING.is_set() or time_left(args) < needed:
-                    return number, None
-                try:
-                    return number, run_segment(args, number,
-                                               params_from_trial(alive[number].params), budget, core)
-                except Interrupted:
-                    return number, None
-            finally:
-                free.put(core)
+                return run_segment(args, number, params_from_trial(alive[number].params), budget,
+                                   core)
+            except Interrupted:
+                return None
 
-        with concurrent.futures.ThreadPoolExecutor(len(cores)) as pool:
-            for number, result in pool.map(job, todo):
-                if result is None:
-                    continue
-                results[number] = result
-                optuna.trial.Trial(study, alive[number]._trial_id).report(result["score"],
-                                                                           int(budget))
-                write_tables(args)
+        for number, result in on_cores(cores, job, todo):
+            if result is None:
+                continue
+            results[number] = result
+            optuna.trial.Trial(study, alive[number]._trial_id).report(result["score"], int(budget))
+            write_tables(args)
         if any(n not in results for n in todo):
             print(f"stopped in the {budget:.0f} CPU-s rung ("
                   + ("interrupted" if STOPPING.is_set() else f"the stop time {args.stop_at} UTC "
@@ -529,38 +546,22 @@ def repeat(args, cores) -> str:
     if unknown:
         raise SystemExit(f"error: no trial {unknown[0]} in {out / 'study.sqlite3'}")
     jobs = [(n, seed) for n in args.repeat for seed in args.seeds]
-    free = queue.Queue()
-    for core in cores:
-        free.put(core)
 
-    def job(item):
+    def job(item, core):
         number, seed = item
-        core = free.get()
+        if STOPPING.is_set():
+            return None
+        run_dir = out / "repeats" / f"{number:03d}_seed{seed}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        params = dict(params_from_trial(trials[number].params), seed=seed)
         try:
-            run_dir = out / "repeats" / f"{number:03d}_seed{seed}"
-            run_dir.mkdir(parents=True, exist_ok=True)
-            result_path = run_dir / f"budget_{args.budget:.0f}.json"
-            if result_path.exists():
-                return json.loads(result_path.read_text())
-            if STOPPING.is_set():
-                return None
-            params = dict(params_from_trial(trials[number].params), seed=seed)
-            try:
-                ledger = train_to(run_dir, params, args.source, args.resolution, args.budget, core)
-            except Interrupted:
-                return None
-            grid = results_dir(args) / "grids" / f"trial{number:03d}_seed{seed}_{args.budget:.0f}s.png"
-            values = evaluate_trial(run_dir, out / "shared", args.num, core, grid)
-            result = {"trial": number, "seed": seed, "budget": args.budget, "params": params,
-                      "recipe": describe(params), **ledger, **values, "score": score(values),
-                      "grid": str(grid)}
-            result_path.write_text(json.dumps(result, default=float))
-            return result
-        finally:
-            free.put(core)
+            return train_and_score(args, run_dir, params, args.budget, core,
+                                   f"trial{number:03d}_seed{seed}_{args.budget:.0f}s.png",
+                                   {"trial": number, "seed": seed})
+        except Interrupted:
+            return None
 
-    with concurrent.futures.ThreadPoolExecutor(len(cores)) as pool:
-        list(pool.map(job, jobs))
+    list(on_cores(cores, job, jobs))
     # Every repeat of these trials at this budget on disk (other seeds run by other commands too).
     repeats = [json.loads(p.read_text()) for n in args.repeat
                for p in sorted(out.glob(f"repeats/{n:03d}_seed*/budget_{args.budget:.0f}.json"))]
