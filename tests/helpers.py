@@ -185,12 +185,13 @@ class StepRun:
 
 
 def run_step(config, devices, image_shape, num_classes, *, start_step=0, optimizer="sgd",
-             change_gan=None, seed=0) -> StepRun:
+             change_gan=None, seed=0, prepare=None) -> StepRun:
     """One training step of `config` on `devices` from a fresh state at `start_step`, on a fixed
     batch, with each network's gradient recorded in its optimizer state. optimizer="sgd" trains
     both networks with plain SGD at the config's learning rates (well conditioned everywhere),
     "config" with the config's own Adam. `change_gan(gan) -> gan` alters what is built (the
-    negative tests' deliberately wrong steps)."""
+    negative tests' deliberately wrong steps); `prepare(state, batch) -> (state, batch)` alters
+    the starting point (host arrays; test_mirror's mirrored weights and images)."""
     config = config_lib.resolve(config)
     gan = GAN.build(config, image_shape, num_classes)
     if optimizer == "sgd":
@@ -207,6 +208,8 @@ def run_step(config, devices, image_shape, num_classes, *, start_step=0, optimiz
                                      ).astype(np.float32),
                 "label": rng.integers(0, max(num_classes, 1), config.train.batch_size
                                       ).astype(np.int32)}
+    if prepare is not None:
+        fresh, batch_np = prepare(jax.device_get(fresh), batch_np)
     mesh = make_mesh(devices)
     state = jax.device_put(fresh, NamedSharding(mesh, P()))
     batch = jax.device_put(batch_np, NamedSharding(mesh, P("data")))

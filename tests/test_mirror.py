@@ -9,20 +9,11 @@ nearest-neighbour upsampling and 2x2 average pooling, and leaves per-channel qua
 (BatchNorm, spectral norm's per-output vectors, projections) alone; the Dense layer that G
 reshapes to 4x4xC needs its outputs' columns reversed too. Plain SGD keeps the update linear in
 the gradient, so the two runs differ by float rounding only (tests/helpers.rounding_bound)."""
-import dataclasses
-
 import jax
 import numpy as np
-import optax
 import pytest
 from conftest import tiny_config
-from helpers import rounding_bound
-from jax.sharding import NamedSharding, PartitionSpec as P
-
-from jaxgan import config as config_lib
-from jaxgan.mesh import make_mesh
-from jaxgan.training.state import GAN, compile_to_run_once
-from jaxgan.training.step import make_train_step
+from helpers import rounding_bound, run_step
 
 SHAPE = (16, 16, 3)
 NUM_CLASSES = 3
@@ -48,39 +39,26 @@ def mirrored(tree, dense_name=None):
     return jax.tree_util.tree_map_with_path(leaf, tree)
 
 
-def one_step(config, state, images, labels):
-    gan = state_gan(config)
-    mesh = make_mesh(jax.devices()[:1])
-    state = jax.device_put(state, NamedSharding(mesh, P()))
-    batch = jax.device_put({"image": images, "label": labels}, NamedSharding(mesh, P("data")))
-    step, key = make_train_step(gan, config.train, mesh), jax.random.key(7)
-    new_state, metrics = compile_to_run_once(step, state, batch, key)(state, batch, key)
-    return jax.device_get(new_state), jax.device_get(metrics)
-
-
-def state_gan(config):
-    gan = GAN.build(config, SHAPE, NUM_CLASSES)
-    return dataclasses.replace(gan, g_tx=optax.sgd(config.train.g_lr),
-                               d_tx=optax.sgd(config.train.d_lr))
-
-
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_a_mirrored_step_is_the_step_mirrored(family):
     overrides, dense_name = FAMILIES[family]
-    config = config_lib.resolve(tiny_config(**{
+    config = tiny_config(**{
         "data.resolution": SHAPE[0], "data.channels": SHAPE[2], "train.batch_size": 4,
-        "train.augment": "", "train.mode_seeking": 0.0, "train.r1_gamma": 0.0, **overrides}))
-    fresh = jax.device_get(state_gan(config).create_state(jax.random.key(0)))
-    rng = np.random.default_rng(0)
-    images = rng.uniform(-1, 1, (4, *SHAPE)).astype(np.float32)
-    labels = rng.integers(0, NUM_CLASSES, 4).astype(np.int32)
+        "train.augment": "", "train.mode_seeking": 0.0, "train.r1_gamma": 0.0, **overrides})
     mirrors = {"g_params": lambda tree: mirrored(tree, dense_name), "d_params": mirrored,
                "ema_params": lambda tree: mirrored(tree, dense_name)}
-    plain, plain_metrics = one_step(config, fresh, images, labels)
-    flipped, flipped_metrics = one_step(
-        config, fresh.replace(**{field: mirror(getattr(fresh, field))
-                                 for field, mirror in mirrors.items()}),
-        np.ascontiguousarray(images[:, :, ::-1]), labels)
+
+    def mirror_start(state, batch):
+        state = state.replace(**{field: mirror(getattr(state, field))
+                                 for field, mirror in mirrors.items()})
+        return state, dict(batch, image=np.ascontiguousarray(batch["image"][:, :, ::-1]))
+
+    # Both runs: the same fresh state and batch (run_step's, from seed 0), plain SGD.
+    one_device = jax.devices()[:1]
+    plain = run_step(config, one_device, SHAPE, NUM_CLASSES)
+    flipped = run_step(config, one_device, SHAPE, NUM_CLASSES, prepare=mirror_start)
+    fresh, plain_metrics, flipped_metrics = plain.before, plain.metrics, flipped.metrics
+    plain, flipped = plain.after, flipped.after
     bound = rounding_bound(fresh, SHAPE, 4, penalty=False)
     for name in plain_metrics:
         a, b = float(plain_metrics[name]), float(flipped_metrics[name])
