@@ -605,7 +605,9 @@ def _cropped_square(image: Image.Image, resolution: int) -> Image.Image:
 def _padded_square(image: Image.Image, resolution: int) -> Image.Image:
     """The whole picture resized so its longer side is `resolution`, centred on a white square
     (transparent white where the picture has alpha, so the padding composites like its
-    background). A wide bus stays a bus instead of losing its front and back to a crop."""
+    background). A wide bus stays a bus instead of losing its front and back to a crop.
+    By hand rather than ImageOps.pad: that resizes without `reducing_gap`, which the crop path
+    uses so that a 16,000-px drawing is not Lanczos-filtered at full size."""
     w, h = image.size
     scale = resolution / max(w, h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
