@@ -545,7 +545,8 @@ def repeat(args, cores) -> str:
     unknown = [n for n in args.repeat if n not in trials]
     if unknown:
         raise SystemExit(f"error: no trial {unknown[0]} in {out / 'study.sqlite3'}")
-    jobs = [(n, seed) for n in args.repeat for seed in args.seeds]
+    # Seed by seed, so a repeat cut short still has every finalist at its first seeds.
+    jobs = [(n, seed) for seed in args.seeds for n in args.repeat]
 
     def job(item, core):
         number, seed = item
@@ -562,17 +563,20 @@ def repeat(args, cores) -> str:
             return None
 
     list(on_cores(cores, job, jobs))
-    # Every repeat of these trials at this budget on disk (other seeds run by other commands too).
+    # Every repeat of these trials on disk, at every budget (other seeds and budgets were run by
+    # other commands too): one section per budget, so a new budget does not hide the old ones.
     repeats = [json.loads(p.read_text()) for n in args.repeat
-               for p in sorted(out.glob(f"repeats/{n:03d}_seed*/budget_{args.budget:.0f}.json"))]
-    originals = [r for r in load_results(out) if r["budget"] == args.budget
-                 and r["trial"] in args.repeat]
-    text = repeat_table(originals, repeats)
+               for p in sorted(out.glob(f"repeats/{n:03d}_seed*/budget_*.json"))]
+    originals = [r for r in load_results(out) if r["trial"] in args.repeat]
+    sections = []
+    for budget in sorted({r["budget"] for r in repeats}):
+        text = repeat_table([r for r in originals if r["budget"] == budget],
+                            [r for r in repeats if r["budget"] == budget])
+        sections.append(f"## {budget:.0f} CPU-s each\n\n{text}\n")
     results_dir(args).mkdir(parents=True, exist_ok=True)
     (results_dir(args) / "repeats.md").write_text(
-        f"# Finalists with other seeds, {args.budget:.0f} CPU-s each\n\nMachine: {machine()}\n\n"
-        f"{text}\n")
-    return text
+        f"# Finalists with other seeds\n\nMachine: {machine()}\n\n" + "\n".join(sections))
+    return "\n".join(sections)
 
 
 def repeat_table(originals: list[dict], repeats: list[dict]) -> str:
