@@ -406,7 +406,7 @@ def test_a_read_only_checkpoint_folder_is_found_at_the_start(tmp_path):
 def test_saved_is_said_only_once_the_save_is_on_disk(tmp_path, monkeypatch, capsys, stop):
     import errno
     import orbax.checkpoint as ocp
-    from jaxgan.training.loop import StopSignals
+    from jaxgan.loop import StopSignals
 
     def full_disk(self):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -14,7 +14,7 @@ from helpers import write_checkpoint
 import jaxgan
 from jaxgan.training import checkpoint
 from jaxgan.training.lock import WorkdirLock
-from jaxgan.training.loop import StopSignals
+from jaxgan.loop import StopSignals
 
 
 def train_py(workdir, *flags, shell_prefix="", **overrides):

@@ -42,6 +42,23 @@ class TfdsSet:
     read: Callable[[int], tuple] | None = None  # index -> (uint8 (R, R, C), None) | (None, why)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Split:
+    """What to read: a split of a TFDS set, its feature keys and the pixels wanted."""
+    spec: str                        # "name" or "name:version", as in data.source
+    split: str
+    data_dir: str | None
+    image_key: str
+    label_key: str | None            # None: unconditional (every label 0)
+    class_names: tuple[str, ...]
+    shape: tuple[int, int, int]      # (R, R, C)
+
+    @property
+    def named(self) -> str:
+        """The set and split, as messages name them."""
+        return f"{self.spec!r} split {self.split!r}"
+
+
 def tensorflow_installed() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
 
@@ -68,13 +85,12 @@ def open_tfds(data_config, max_bytes: float) -> TfdsSet:
     data_dir = data_config.tfds_data_dir or None
     tfds = import_tfds()
     builder = _builder(tfds, spec, data_dir)
-    image_key, label_key, class_names = _features(tfds, builder, data_config.conditional)
-    shape = (data_config.resolution, data_config.resolution, data_config.channels)
+    what = _Split(spec, split, data_dir, *_features(tfds, builder, data_config.conditional),
+                  (data_config.resolution, data_config.resolution, data_config.channels))
     if reader != "tf.data":
         source, error = _data_source(tfds, spec, split, data_dir)
         if source is not None:
-            return _from_data_source(source, f"{spec!r} split {split!r}", image_key, label_key,
-                                     class_names, shape, max_bytes)
+            return _from_data_source(source, what, max_bytes)
         if reader == "data_source" or not tensorflow_installed():
             where = data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")
             how = ("data.tfds_reader='data_source' reads only that format" if tensorflow_installed()
@@ -85,8 +101,7 @@ def open_tfds(data_config, max_bytes: float) -> TfdsSet:
                             "jaxgan read it through tf.data)")
     elif not tensorflow_installed():
         raise UserError("data.tfds_reader='tf.data' needs TensorFlow: pip install 'jaxgan[tf]'")
-    return _from_tf_data(tfds, builder, spec, split, data_dir, image_key, label_key, class_names,
-                         shape, max_bytes, data_config.download)
+    return _from_tf_data(tfds, builder, what, max_bytes, data_config.download)
 
 
 def _builder(tfds, name: str, data_dir):
@@ -123,9 +138,9 @@ def _data_source(tfds, spec, split, data_dir):
     return source, None
 
 
-def _from_data_source(source, spec, image_key, label_key, class_names, shape,
-                      max_bytes) -> TfdsSet:
-    """`spec`: the set and split, as named in messages."""
+def _from_data_source(source, what: _Split, max_bytes) -> TfdsSet:
+    spec, image_key, label_key, class_names, shape = (what.named, what.image_key, what.label_key,
+                                                      what.class_names, what.shape)
     resolution, _, channels = shape
     n = len(source)
 
@@ -188,9 +203,10 @@ def _prepare(tfds, builder, spec, data_dir, download: bool):
     return builder
 
 
-def _from_tf_data(tfds, builder, spec, split, data_dir, image_key, label_key, class_names,
-                  shape, max_bytes, download: bool) -> TfdsSet:
-    builder = _prepare(tfds, builder, spec, data_dir, download)
+def _from_tf_data(tfds, builder, what: _Split, max_bytes, download: bool) -> TfdsSet:
+    spec, split, image_key, label_key, class_names, shape = (
+        what.spec, what.split, what.image_key, what.label_key, what.class_names, what.shape)
+    builder = _prepare(tfds, builder, spec, what.data_dir, download)
     limit = int(max_bytes // int(np.prod(shape)))
     too_big = UserError(f"TFDS data set {spec!r} split {split!r} is larger than "
                         "data.host_cache_mb at this resolution; tf.data holds a set in host "

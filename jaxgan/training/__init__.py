@@ -1,3 +1,3 @@
 """Training: the state, the pure step (shard_map over "data"), the data pipeline's three tiers,
-checkpoints, writers and the loop (`jaxgan.training.loop.train_and_evaluate`). Nothing outside
-this package imports the loop."""
+checkpoints and writers: what one step and one saved state are. The loop that drives them is
+`jaxgan/loop.py`, above the evaluation it runs."""

@@ -48,7 +48,7 @@ class WorkdirLock:
                 os.close(fd)
                 return self
             # A run that failed before writing anything removes the file while it holds the
-            # lock (training.loop.SetUp): a lock taken on a file no longer at the path is no
+            # lock (loop.SetUp): a lock taken on a file no longer at the path is no
             # lock, so take the one there now.
             if _same_file(fd, self.path):
                 break

@@ -21,6 +21,7 @@ import signal
 import sys
 import tempfile
 import time
+from typing import Any
 
 import jax
 import numpy as np
@@ -362,81 +363,117 @@ def _train(config, workdir, dataset, gan, mesh, manager, signals):
     if config.eval.every_steps:  # the evaluation's one hook into training
         from jaxgan.evaluation.during_training import TrainingEvaluator
         evaluator = TrainingEvaluator.from_config(config, workdir, facts)
+    run = _Run(config, workdir, pipeline, GridWriter(config, gan), writers, manager, facts,
+               evaluator, signals)
     try:
-        return _loop(config, workdir, state, step, pipeline, GridWriter(config, gan), writers,
-                     manager, facts, evaluator, signals)
+        return run.loop(state, step)
     finally:
         pipeline.close()
         writers.close()
 
 
-def _loop(config, workdir, state, step, pipeline, grids, writers, manager, facts, evaluator,
-          signals):
-    schedule = Schedule.from_config(config)
-    num_steps, batch_size = schedule.num_steps, config.train.batch_size
-    bar = tqdm(total=num_steps, initial=step, unit="step", dynamic_ncols=True,
-               disable=not writers.is_main, mininterval=1.0 if sys.stderr.isatty() else 30.0)
-    pending, last_time, last_saved, last_eval = None, time.perf_counter(), step, None
+class _Progress:
+    """The progress bar and the logged metrics: each dispatched chunk's metrics are read one
+    chunk late (`report`), so the host never waits on the devices."""
 
-    def finish(pending):
-        """Read a dispatched chunk's metrics (one chunk late), log them, advance the bar."""
-        nonlocal last_time
-        start, end, metrics = pending
+    def __init__(self, schedule: Schedule, batch_size: int, step: int, writers: Writers, manager):
+        self.schedule, self.batch_size, self.writers, self.manager = (schedule, batch_size,
+                                                                      writers, manager)
+        self.bar = tqdm(total=schedule.num_steps, initial=step, unit="step", dynamic_ncols=True,
+                        disable=not writers.is_main,
+                        mininterval=1.0 if sys.stderr.isatty() else 30.0)
+        self.last_time = time.perf_counter()
+
+    def report(self, start: int, end: int, metrics) -> None:
         values = _read_metrics(metrics, end)
         now = time.perf_counter()
-        images_per_sec = (end - start) * batch_size / max(now - last_time, 1e-9)
-        last_time = now
-        bar.update(end - start)
-        bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}",
-                        img_s=f"{images_per_sec:.0f}", refresh=False)
-        if "log" in schedule.due(end):
-            with write_errors(manager, f"the metrics of step {end} ({writers.describe()})"):
-                writers.scalars(end, {**values, "images_per_sec": images_per_sec,
-                                      "time": time.time()})
+        images_per_sec = (end - start) * self.batch_size / max(now - self.last_time, 1e-9)
+        self.last_time = now
+        self.bar.update(end - start)
+        self.bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}",
+                             img_s=f"{images_per_sec:.0f}", refresh=False)
+        if "log" in self.schedule.due(end):
+            with write_errors(self.manager, f"the metrics of step {end} "
+                                            f"({self.writers.describe()})"):
+                self.writers.scalars(end, {**values, "images_per_sec": images_per_sec,
+                                           "time": time.time()})
 
-    try:
-        while step < num_steps:
-            end = schedule.next_boundary(step)
-            state, metrics = pipeline.advance(state, step, end - step)
-            if pending is not None:
-                finish(pending)
-            pending, step = (step, end, metrics), end
-            stop = signals.stop_requested(end)
-            due = schedule.due(end)
-            if stop or due - {"log"}:
-                finish(pending)  # the state is known good before anything is written from it
-                pending = None
-                if "grid" in due:
-                    with write_errors(manager, f"the sample grid of step {end} to "
-                                               f"{writers.samples_dir}"):
-                        writers.grid(end, grids.image(state), provenance(end))
-                evaluation = None
-                if "eval" in due:
-                    evaluation = _evaluate(config, evaluator, state, end)
-                    with write_errors(manager, f"the evaluation of step {end}"):
-                        writers.scalars(end, {f"eval/{k}": v for k, v in evaluation.items()})
-                    last_eval = (end, evaluation)
-                if stop or "checkpoint" in due or (evaluation and config.checkpoint.best_metric):
-                    checkpoint.save(manager, state, config, facts, metrics=evaluation)
-                    last_saved = end
-            if stop:
-                bar.close()
-                checkpoint.wait(manager)  # "saved" only once it is on disk
-                _say(f"Received {signals.received}: saved a checkpoint at step {end} in "
-                     f"{checkpoint.checkpoint_dir(workdir)}; rerun the same command to resume.")
-                return state
-    finally:
-        bar.close()  # an error message then starts on a line of its own
-    checkpoint.wait(manager)  # "Done" only once the last checkpoint is on disk
-    if writers.is_main:
-        _say(f"Done: step {last_saved} checkpoint in {checkpoint.checkpoint_dir(workdir)}; "
-             f"sample grid {writers.last_grid}; metrics {writers.describe()}.")
-        if last_eval is not None:
-            _say(f"Evaluation at step {last_eval[0]} ({config.eval.num_samples} images; "
-                 f"{os.path.join(workdir, 'eval', f'step_{last_eval[0]}.json')}): "
-                 + ", ".join(f"{k} {v:.4g}" for k, v in sorted(last_eval[1].items())
+
+@dataclasses.dataclass
+class _Run:
+    """One run's parts, wired by _train; `loop` drives them to train.num_steps or a stop signal."""
+    config: Any
+    workdir: str
+    pipeline: Pipeline
+    grids: GridWriter
+    writers: Writers
+    manager: Any
+    facts: dict
+    evaluator: Any
+    signals: StopSignals
+    last_saved: int = 0
+    last_eval: tuple | None = None  # (step, its evaluation)
+
+    def loop(self, state, step: int):
+        schedule = Schedule.from_config(self.config)
+        progress = _Progress(schedule, self.config.train.batch_size, step, self.writers,
+                             self.manager)
+        pending, self.last_saved = None, step
+        try:
+            while step < schedule.num_steps:
+                end = schedule.next_boundary(step)
+                state, metrics = self.pipeline.advance(state, step, end - step)
+                if pending is not None:
+                    progress.report(*pending)
+                pending, step = (step, end, metrics), end
+                stop = self.signals.stop_requested(end)
+                due = schedule.due(end)
+                if stop or due - {"log"}:
+                    progress.report(*pending)  # the state is known good before it is written
+                    pending = None
+                    self.write(state, end, due, stop)
+                if stop:
+                    progress.bar.close()
+                    checkpoint.wait(self.manager)  # "saved" only once it is on disk
+                    _say(f"Received {self.signals.received}: saved a checkpoint at step {end} "
+                         f"in {checkpoint.checkpoint_dir(self.workdir)}; rerun the same command "
+                         "to resume.")
+                    return state
+        finally:
+            progress.bar.close()  # an error message then starts on a line of its own
+        checkpoint.wait(self.manager)  # "Done" only once the last checkpoint is on disk
+        self.say_done()
+        return state
+
+    def write(self, state, step: int, due: set, stop: bool) -> None:
+        """What the schedule asks for at `step`: the grid, the evaluation, the checkpoint (on a
+        stop, and after an evaluation that may make it the best)."""
+        if "grid" in due:
+            with write_errors(self.manager, f"the sample grid of step {step} to "
+                                            f"{self.writers.samples_dir}"):
+                self.writers.grid(step, self.grids.image(state), provenance(step))
+        evaluation = None
+        if "eval" in due:
+            evaluation = _evaluate(self.config, self.evaluator, state, step)
+            with write_errors(self.manager, f"the evaluation of step {step}"):
+                self.writers.scalars(step, {f"eval/{k}": v for k, v in evaluation.items()})
+            self.last_eval = (step, evaluation)
+        if stop or "checkpoint" in due or (evaluation and self.config.checkpoint.best_metric):
+            checkpoint.save(self.manager, state, self.config, self.facts, metrics=evaluation)
+            self.last_saved = step
+
+    def say_done(self) -> None:
+        if not self.writers.is_main:
+            return
+        _say(f"Done: step {self.last_saved} checkpoint in "
+             f"{checkpoint.checkpoint_dir(self.workdir)}; sample grid {self.writers.last_grid}; "
+             f"metrics {self.writers.describe()}.")
+        if self.last_eval is not None:
+            step, evaluation = self.last_eval
+            _say(f"Evaluation at step {step} ({self.config.eval.num_samples} images; "
+                 f"{os.path.join(self.workdir, 'eval', f'step_{step}.json')}): "
+                 + ", ".join(f"{k} {v:.4g}" for k, v in sorted(evaluation.items())
                              if isinstance(v, float) and "/" not in k))
-    return state
 
 
 def _evaluate(config, evaluator, state, step: int) -> dict:
