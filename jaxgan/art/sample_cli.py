@@ -32,6 +32,41 @@ def run(args):
         return
     seeds = list(args.seeds or DEFAULT_SEEDS)
     seeds_per_row, pairs = _requests(sampler, seeds, args.label)
+    _check_sizes(sampler, args, seeds, seeds_per_row, pairs)
+    image_paths = _image_paths(sampler, args.outdir, pairs) if args.outdir else []
+    grid_path = None
+    if args.grid or not args.outdir:
+        grid_path = args.grid or _unused_path(
+            os.path.join(args.workdir, "samples", f"sample-step{sampler.step}.png"))
+    _refuse_existing(image_paths + ([grid_path] if grid_path else []), args.overwrite)
+
+    labels = [c for _, c in pairs] if sampler.num_classes else None
+    images = sampler.generate([s for s, _ in pairs], labels, args.truncation)
+    keep = np.ones(len(pairs), bool)
+    if args.novelty or args.min_novelty is not None:
+        lines, keep = _novelty(sampler, images, pairs, args.min_novelty)
+        yield from lines
+    if args.outdir:
+        written = 0
+        for (seed, c), path, image, kept in zip(pairs, image_paths, images, keep):
+            if kept:
+                _write(export.write_png, path, enlarge(image[None], args.upscale or 1)[0],
+                       provenance(sampler.step, seed=seed, class_=_class_name(sampler, c),
+                                  truncation=args.truncation), args.watermark, args.overwrite)
+                written += 1
+        yield f"Wrote {written} images to {printable(args.outdir)} (step {sampler.step})."
+    if grid_path:
+        shown = np.where(keep[:, None, None, None], images, 255)  # dropped images: blank cells
+        grid = make_grid(shown, seeds_per_row, args.upscale or auto_upscale(images.shape[1]))
+        classes = sorted({_class_name(sampler, c) for _, c in pairs}) if sampler.num_classes else None
+        _write(export.write_png, grid_path, grid, provenance(
+            sampler.step, seed=_seed_text(seeds), class_=", ".join(classes) if classes else None,
+            truncation=args.truncation), args.watermark, args.overwrite)
+        yield f"Wrote {printable(grid_path)}: {len(pairs)} images, step {sampler.step}."
+
+
+def _check_sizes(sampler, args, seeds, seeds_per_row: int, pairs) -> None:
+    """Refuse, before any work, more images than a command makes or pictures too large to write."""
     if len(pairs) > MAX_IMAGES:
         raise UserError(f"{len(seeds):,} seeds x {len(pairs) // len(seeds)} classes = {len(pairs):,} "
                         f"images: at most {MAX_IMAGES:,} images per command; ask for fewer seeds "
@@ -46,43 +81,17 @@ def run(args):
         grid_h, grid_w = (rows * (height * grid_upscale + 2) + 2,
                           seeds_per_row * (width * grid_upscale + 2) + 2)
         _check_pixels(f"the grid ({grid_h}x{grid_w})", grid_h * grid_w)
+
+
+def _image_paths(sampler, outdir: str, pairs) -> list[str]:
+    """Each (seed, class) image's file in `outdir`."""
     class_parts = export.class_file_names(sampler.class_names)
-    name = lambda c: sampler.class_names[c] if sampler.num_classes else None
+    return [os.path.join(outdir, export.file_name(
+        seed, class_parts[c] if sampler.num_classes else None)) for seed, c in pairs]
 
-    def image_path(seed, c):
-        return os.path.join(args.outdir, export.file_name(
-            seed, class_parts[c] if sampler.num_classes else None))
-    outputs = [image_path(seed, c) for seed, c in pairs] if args.outdir else []
-    grid_path = None
-    if args.grid or not args.outdir:
-        grid_path = args.grid or _unused_path(
-            os.path.join(args.workdir, "samples", f"sample-step{sampler.step}.png"))
-        outputs.append(grid_path)
-    _refuse_existing(outputs, args.overwrite)
 
-    labels = [c for _, c in pairs] if sampler.num_classes else None
-    images = sampler.generate([s for s, _ in pairs], labels, args.truncation)
-    keep = np.ones(len(pairs), bool)
-    if args.novelty or args.min_novelty is not None:
-        lines, keep = _novelty(sampler, images, pairs, args.min_novelty)
-        yield from lines
-    if args.outdir:
-        written = 0
-        for (seed, c), image, kept in zip(pairs, images, keep):
-            if kept:
-                _write(export.write_png, image_path(seed, c), enlarge(image[None], upscale)[0],
-                       provenance(sampler.step, seed=seed, class_=name(c), truncation=args.truncation),
-                       args.watermark, args.overwrite)
-                written += 1
-        yield f"Wrote {written} images to {printable(args.outdir)} (step {sampler.step})."
-    if grid_path:
-        shown = np.where(keep[:, None, None, None], images, 255)  # dropped images: blank cells
-        grid = make_grid(shown, seeds_per_row, args.upscale or auto_upscale(images.shape[1]))
-        classes = sorted({name(c) for _, c in pairs}) if sampler.num_classes else None
-        _write(export.write_png, grid_path, grid, provenance(
-            sampler.step, seed=_seed_text(seeds), class_=", ".join(classes) if classes else None,
-            truncation=args.truncation), args.watermark, args.overwrite)
-        yield f"Wrote {printable(grid_path)}: {len(pairs)} images, step {sampler.step}."
+def _class_name(sampler, c: int) -> str | None:
+    return sampler.class_names[c] if sampler.num_classes else None
 
 
 def _check_pixels(what: str, pixels: int) -> None:
