@@ -214,12 +214,16 @@ def xla_flops(compiled) -> float | None:
 # ---------------------------------------------------------------------------------- GAN setup
 
 def synthetic_batch(config, image_shape, num_classes: int, seed: int = 0) -> dict:
-    """A fixed host batch: images uniform in [-1, 1] (B, H, W, C), labels (B,) int32."""
+    """A fixed host batch: images uniform in [-1, 1] (B, H, W, C), labels (B,) int32 (and the
+    generator update's own real batch, g_image and g_label, where the step takes one)."""
     import numpy as np
+    from jaxgan.training.step import needs_generator_batch
     rng = np.random.default_rng(seed)
-    batch = config.train.batch_size
-    return {"image": rng.uniform(-1, 1, (batch, *image_shape)).astype(np.float32),
-            "label": rng.integers(0, max(num_classes, 1), batch).astype(np.int32)}
+    batch, result = config.train.batch_size, {}
+    for prefix in ("", "g_") if needs_generator_batch(config.train) else ("",):
+        result[f"{prefix}image"] = rng.uniform(-1, 1, (batch, *image_shape)).astype(np.float32)
+        result[f"{prefix}label"] = rng.integers(0, max(num_classes, 1), batch).astype(np.int32)
+    return result
 
 
 def build_gan(config, image_shape, num_classes: int, mesh=None):

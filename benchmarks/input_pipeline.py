@@ -103,9 +103,7 @@ def time_steps(config, args, jpeg_folder) -> dict:
     gan, mesh, state = _common.build_gan(config, shape, classes)
     key = jax.random.key(0)
     step = jax.jit(make_train_step(gan, config.train, mesh), donate_argnums=0)
-    fixed = jax.device_put({"image": jnp.zeros((batch_size, *shape)),
-                            "label": jnp.zeros((batch_size,), jnp.int32)},
-                           mesh_lib.split(mesh))
+    fixed = jax.device_put(_common.synthetic_batch(config, shape, classes), mesh_lib.split(mesh))
     results = {}
 
     def synthetic():

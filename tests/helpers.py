@@ -18,7 +18,7 @@ from jaxgan.mesh import make_mesh
 from jaxgan.models import build_models
 from jaxgan.training import checkpoint
 from jaxgan.training.state import GAN, compile_to_run_once
-from jaxgan.training.step import make_train_step
+from jaxgan.training.step import make_train_step, needs_generator_batch
 
 
 def run_unoptimised(function, *args):
@@ -204,10 +204,12 @@ def run_step(config, devices, image_shape, num_classes, *, start_step=0, optimiz
     fresh = gan.create_state(jax.random.key(seed)).replace(
         step=jax.numpy.asarray(start_step, jax.numpy.int32))
     rng = np.random.default_rng(seed)
-    batch_np = {"image": rng.uniform(-1, 1, (config.train.batch_size, *image_shape)
-                                     ).astype(np.float32),
-                "label": rng.integers(0, max(num_classes, 1), config.train.batch_size
-                                      ).astype(np.int32)}
+    batch_np = {}
+    for prefix in ("", "g_") if needs_generator_batch(config.train) else ("",):
+        batch_np[f"{prefix}image"] = rng.uniform(-1, 1, (config.train.batch_size, *image_shape)
+                                                 ).astype(np.float32)
+        batch_np[f"{prefix}label"] = rng.integers(0, max(num_classes, 1), config.train.batch_size
+                                                  ).astype(np.int32)
     if prepare is not None:
         fresh, batch_np = prepare(jax.device_get(fresh), batch_np)
     mesh = make_mesh(devices)

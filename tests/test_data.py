@@ -121,6 +121,46 @@ def test_host_batches_match_the_dataset(config):
     assert batch["image"].sharding.spec == jax.sharding.PartitionSpec("data")
 
 
+@pytest.mark.parametrize("tier_config", [{}, {"data.device_cache_mb": 0}], ids=["device", "host"])
+def test_every_tier_gives_the_relativistic_step_an_independent_generator_batch(monkeypatch,
+                                                                             tier_config):
+    """R3GAN's step takes two real batches: each tier feeds the second (g_image, g_label) from
+    its own random numbers, as a pure function of (seed, step); the other losses get one."""
+    seen = []
+
+    def batch_reporting_step(gan, train_config, mesh):
+        def step(state, batch, key):
+            jax.debug.callback(lambda b: seen.append(jax.tree.map(np.asarray, b)), batch)
+            return state._replace(step=state.step + 1), {}
+        return step
+    monkeypatch.setattr(pipeline, "make_train_step", batch_reporting_step)
+    from jaxgan.mesh import make_mesh
+    dataset = data_lib.load_digits(16, 1)
+    for loss in ("rpgan", "hinge"):
+        config = tiny_config(**tier_config, **{"train.loss": loss, "train.mode_seeking": 0.0})
+        run = pipeline.Pipeline(config, None, dataset, make_mesh())
+        try:
+            state, _ = run.advance(_StepOnly(jax.numpy.int32(5)), 5, 2)
+            jax.block_until_ready(state)
+        finally:
+            run.close()
+    rpgan_5, rpgan_6, hinge_5, _ = seen
+    assert set(rpgan_5) == {"image", "label", "g_image", "g_label"}
+    assert set(hinge_5) == {"image", "label"}
+    np.testing.assert_array_equal(rpgan_5["image"], hinge_5["image"])  # D's batch as before
+    for batch in (rpgan_5, rpgan_6):
+        assert batch["g_image"].shape == batch["image"].shape
+        assert not np.array_equal(batch["g_label"], batch["label"])  # 16 of 10 classes
+        rows = [np.flatnonzero((dataset.images.reshape(len(dataset.labels), -1) ==
+                                np.round(x.reshape(-1) * 127.5 + 127.5)).all(1))[0]
+                for x in batch["g_image"]]
+        np.testing.assert_array_equal(dataset.labels[rows], batch["g_label"])  # real pairs
+    assert not np.array_equal(rpgan_5["g_image"], rpgan_6["g_image"])  # a new one each step
+    if tier_config:
+        index = pipeline.host_batch_indices(config.seed, 5, len(dataset.labels), 16, stream=1)
+        np.testing.assert_array_equal(rpgan_5["g_label"], dataset.labels[index])
+
+
 def test_folder_larger_than_the_host_cache_is_decoded_a_batch_at_a_time(art_folder, caplog):
     # A JPEG whose header reads but whose pixels are cut off passes the scan and fails to decode.
     good = art_folder / "cubism" / "1.jpg"

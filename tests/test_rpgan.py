@@ -10,7 +10,7 @@ import optax
 import pytest
 from jax.sharding import PartitionSpec as P
 from conftest import tiny_config
-from helpers import assert_trains_resumes_exactly_and_samples
+from helpers import assert_trains_resumes_exactly_and_samples, run_step
 
 from jaxgan import config as config_lib
 from jaxgan.errors import UserError
@@ -88,6 +88,60 @@ def test_generator_loss_pairs_each_fake_with_its_real():
                              Batch(REAL, LABELS, FAKE, LABELS), None, AugmentSlots({}, {}, {}, {}),
                              1.0)
     assert float(loss) == pytest.approx(softplus(7.0))
+
+
+class LabelRecordingGenerator(nn.Module):
+    """The family's generator, reporting the labels of every batch it makes (host callback)."""
+    inner: nn.Module
+    report: object  # called with each batch's labels
+
+    def __getattr__(self, name):  # latent_dim etc. as the wrapped generator's
+        return getattr(self.inner, name) if name not in ("inner", "report") else super().__getattr__(name)
+
+    @nn.compact
+    def __call__(self, z, labels, train=False):
+        jax.debug.callback(lambda y: self.report(np.asarray(y)), labels)
+        return self.inner(z, labels, train=train)
+
+
+@pytest.mark.parametrize("loss", ["rpgan", "hinge"])
+def test_relativistic_fakes_carry_the_real_labels_and_g_sees_its_own_batch(loss):
+    """R3GAN's Trainer: D's fakes are G(z, real_c), and G's update makes new fakes with the
+    labels of an independent real batch; the other losses draw random fake labels, once."""
+    import dataclasses
+    seen, batches = [], []
+
+    def record(gan):
+        return dataclasses.replace(gan, generator=LabelRecordingGenerator(gan.generator, seen.append))
+
+    def keep(state, batch):
+        batches.append(batch)
+        return state, batch
+    config = tiny_config(**{"train.loss": loss, "train.mode_seeking": 0.0,
+                            "train.batch_size": 8})
+    run_step(config, jax.devices()[:1], (16, 16, 1), 10, change_gan=record, prepare=keep)
+    (batch,) = batches
+    seen = [labels for labels in seen if len(labels) == 8]  # (not init's one-image call)
+    if loss == "rpgan":  # the D update's fakes, then G's own (the order of callbacks is free)
+        assert len(seen) == 2
+        assert sorted(map(tuple, seen)) == sorted([tuple(batch["label"]),
+                                                   tuple(batch["g_label"])])
+    else:  # one forward, kept for G's update; labels drawn at random
+        assert len(seen) == 1 and "g_label" not in batch
+        assert tuple(seen[0]) != tuple(batch["label"])
+
+
+def test_relativistic_d_update_never_sees_the_generator_batch():
+    """Changing G's real batch changes G's update and leaves D's bit for bit."""
+    config = tiny_config(**{"train.loss": "rpgan", "train.mode_seeking": 0.0,
+                            "train.batch_size": 8})
+    flipped = lambda state, batch: (state, dict(batch, g_image=-batch["g_image"]))
+    runs = [run_step(config, jax.devices()[:1], (16, 16, 1), 10, prepare=prepare)
+            for prepare in (None, flipped)]
+    for a, b in zip(jax.tree.leaves(runs[0].after.d_params), jax.tree.leaves(runs[1].after.d_params)):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(runs[0].after.g_params),
+                                                         jax.tree.leaves(runs[1].after.g_params)))
 
 
 R3GAN_SCHEDULES = {"train.loss": "rpgan", "train.b1": 0.0, "train.b2": 0.9,

@@ -6,7 +6,9 @@
   batch at a time by a background thread (`HostBatches`), each host only its rows;
 - disk: larger still, rows are decoded from disk as they are gathered (`data.StreamedImages`).
 
-In every tier a batch is a pure function of (seed, step), so resuming is exact. `make_pipeline`
+In every tier a batch is a pure function of (seed, step), so resuming is exact. With R3GAN's
+relativistic loss a step takes a second, independent real batch for its generator update
+(`g_image`, `g_label`), drawn by the same tier from its own random numbers. `make_pipeline`
 chooses the tier and returns `advance(state, step, n)`, which dispatches n steps without waiting.
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ from jaxgan import mesh as mesh_lib
 from jaxgan.data import Dataset, StreamedImages
 from jaxgan.images import to_unit_range
 from jaxgan.training.state import GAN
-from jaxgan.training.step import make_train_step
+from jaxgan.training.step import make_train_step, needs_generator_batch
 
 
 class Pipeline:
@@ -46,7 +48,8 @@ class Pipeline:
         else:
             self.tier = "disk" if isinstance(dataset.images, StreamedImages) else "host"
             self.batches = HostBatches(dataset, mesh, config.train.batch_size, config.seed,
-                                       config.data.random_flip)
+                                       config.data.random_flip,
+                                       generator_batch=needs_generator_batch(config.train))
             train_step = jax.jit(make_train_step(gan, config.train, mesh), donate_argnums=0)
 
             def one(state, step):
@@ -84,10 +87,13 @@ def fits_on_device(dataset: Dataset, device_cache_mb: float) -> bool:
     return dataset.images.nbytes + dataset.labels.nbytes <= device_cache_mb * 2**20
 
 
-def host_batch_indices(seed: int, step: int, num_examples: int, batch_size: int) -> np.ndarray:
+def host_batch_indices(seed: int, step: int, num_examples: int, batch_size: int,
+                       stream: int = 0) -> np.ndarray:
     """The examples of step `step`: a pure function of (seed, step), so a resumed run draws
-    exactly the batches the uninterrupted run would have (none repeated, none skipped)."""
-    return np.random.default_rng([seed, step]).integers(0, num_examples, batch_size)
+    exactly the batches the uninterrupted run would have (none repeated, none skipped).
+    `stream` 1: the generator update's independent batch (relativistic loss)."""
+    entropy = [seed, step] if stream == 0 else [seed, step, 2 * stream]  # (odd: the flips')
+    return np.random.default_rng(entropy).integers(0, num_examples, batch_size)
 
 
 class HostBatches:
@@ -99,9 +105,10 @@ class HostBatches:
     """
 
     def __init__(self, dataset: Dataset, mesh, batch_size: int, seed: int,
-                 random_flip: bool, prefetch: int = 2):
+                 random_flip: bool, prefetch: int = 2, generator_batch: bool = False):
         self.dataset, self.mesh, self.batch_size, self.seed = dataset, mesh, batch_size, seed
         self.random_flip = random_flip
+        self.streams = {"": 0, "g_": 1} if generator_batch else {"": 0}
         self.prefetch = max(2, prefetch)
         count, index = jax.process_count(), jax.process_index()
         share = batch_size // count
@@ -111,13 +118,17 @@ class HostBatches:
         self._pending = {}
 
     def _host_batch(self, step: int):
-        index = host_batch_indices(self.seed, step, len(self.dataset.labels), self.batch_size)
-        index = index[self._rows]
-        images = to_unit_range(self.dataset.images[index])
-        if self.random_flip:
-            flip = np.random.default_rng([self.seed, step, 1]).random(self.batch_size) < 0.5
-            images = np.where(flip[self._rows, None, None, None], images[:, :, ::-1], images)
-        return {"image": images, "label": self.dataset.labels[index]}
+        batch = {}
+        for prefix, stream in self.streams.items():
+            index = host_batch_indices(self.seed, step, len(self.dataset.labels), self.batch_size,
+                                       stream)[self._rows]
+            images = to_unit_range(self.dataset.images[index])
+            if self.random_flip:  # stream 0's flips from [seed, step, 1], stream 1's [.., 3]
+                flips = np.random.default_rng([self.seed, step, 1 + 2 * stream])
+                flip = flips.random(self.batch_size) < 0.5
+                images = np.where(flip[self._rows, None, None, None], images[:, :, ::-1], images)
+            batch.update({f"{prefix}image": images, f"{prefix}label": self.dataset.labels[index]})
+        return batch
 
     def get(self, step: int) -> dict:
         for ahead in range(step, step + self.prefetch + 1):
@@ -162,11 +173,16 @@ def make_device_data_runner(config, gan: GAN, mesh: Mesh):
     """
     train_step = make_train_step(gan, config.train, mesh)
     batch_size, random_flip = config.train.batch_size, config.data.random_flip
+    generator_batch = needs_generator_batch(config.train)
 
     def one_step(state, data, base_key):
         data_key, step_key = step_keys(base_key, state.step)
-        return train_step(state, draw_batch(data, data_key, batch_size, mesh, random_flip),
-                          step_key)
+        batch = draw_batch(data, data_key, batch_size, mesh, random_flip)
+        if generator_batch:  # G's independent batch, from the data key folded with 1
+            g_batch = draw_batch(data, jax.random.fold_in(data_key, 1), batch_size, mesh,
+                                 random_flip)
+            batch.update(g_image=g_batch["image"], g_label=g_batch["label"])
+        return train_step(state, batch, step_key)
 
     def many_steps(state, data, base_key, num_steps):
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),

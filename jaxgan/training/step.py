@@ -9,6 +9,11 @@ and gradients are averaged with `lax.pmean` (pmap-style SPMD, `check_vma=False`)
 One step, as in the PyTorch DCGAN example: n_critic discriminator updates, then one generator
 update that reuses the last discriminator update's fake batch (its generator forward is kept as a
 VJP, so G runs forward once per D update), then the EMA update of G.
+
+With R3GAN's relativistic loss (`train.loss="rpgan"`) the step is the official Trainer's instead:
+the fakes carry the real batch's labels (the i-th fake is paired with the i-th real image), and
+the generator update sees an independent real batch (`batch["g_image"]`, `batch["g_label"]`: the
+official loop draws two real batches per iteration) and new fakes made with its labels.
 """
 from __future__ import annotations
 
@@ -325,28 +330,43 @@ def generator_loss(gan: GAN, opts: StepOptions, d: DiscriminatorState, batch: Ba
     return loss, upd.get("batch_stats", {})
 
 
-def local_step(state: GANState, real_x, real_y, z_KBZ, fake_y_KB, aug_K: AugmentSlots, *,
-               gan: GAN, opts: StepOptions):
+class StepNumbers(NamedTuple):
+    """A step's random numbers (draw_step_numbers), drawn for the global batch."""
+    z: Any                # (K, B, Z) latents of the K = n_critic D updates
+    fake_labels: Any      # (K, B) their labels (the real batch's with the relativistic loss)
+    aug: AugmentSlots     # of (K, B, ...) arrays
+    g_z: Any = {}         # (B, Z) the G update's own latents (relativistic only; {} else)
+
+
+def local_step(state: GANState, real: dict, numbers: StepNumbers, *, gan: GAN,
+               opts: StepOptions):
     """Per-device update; arrays hold this device's part of the batch. K = opts.n_critic D
-    updates, then G's (it reuses the last D update's fake batch, its forward kept as a VJP)."""
+    updates, then G's: it reuses the last D update's fake batch, its forward kept as a VJP, or
+    (relativistic) makes its own from the independent real batch's labels."""
     aux = aux_of(state)
     scales = Scales(opts.augment_probability(state.step, aux), opts.lr_scale(state.step),
                     opts.scheduled(state.step, opts.final_gamma_scale))
     d = DiscriminatorState(state.d_params, state.d_stats, state.d_opt_state, aux)
-    g_stats, k = state.g_stats, opts.n_critic - 1
-    for i in range(k):
-        fake, g_stats = generator_forward(gan, g_stats, z_KBZ[i], fake_y_KB[i])(state.g_params)
-        batch = Batch(real_x, real_y, lax.stop_gradient(fake), fake_y_KB[i])
-        d, _ = discriminator_update(gan, opts, d, batch, at(aug_K, i), scales,
-                                    state.step * opts.n_critic + i)
-    fake, g_vjp, g_stats = jax.vjp(generator_forward(gan, g_stats, z_KBZ[k], fake_y_KB[k]),
-                                   state.g_params, has_aux=True)
-    batch, aug = Batch(real_x, real_y, lax.stop_gradient(fake), fake_y_KB[k]), at(aug_K, k)
-    d, d_metrics = discriminator_update(gan, opts, d, batch, aug, scales,
-                                        state.step * opts.n_critic + k)
+    g_stats, k, z_KBZ, fake_y_KB = state.g_stats, opts.n_critic - 1, numbers.z, numbers.fake_labels
+    for i in range(opts.n_critic):
+        forward = generator_forward(gan, g_stats, z_KBZ[i], fake_y_KB[i])
+        if i == k and not opts.relativistic:
+            fake, g_vjp, g_stats = jax.vjp(forward, state.g_params, has_aux=True)
+        else:
+            fake, g_stats = forward(state.g_params)
+        batch = Batch(real["image"], real["label"], lax.stop_gradient(fake), fake_y_KB[i])
+        d, d_metrics = discriminator_update(gan, opts, d, batch, at(numbers.aug, i), scales,
+                                            state.step * opts.n_critic + i)
+    z_BZ, aug = z_KBZ[k], at(numbers.aug, k)
+    if opts.relativistic:  # R3GAN's G phase: its own real batch, its own fakes with its labels
+        z_BZ = numbers.g_z
+        fake, g_vjp, g_stats = jax.vjp(generator_forward(gan, g_stats, z_BZ, real["g_label"]),
+                                       state.g_params, has_aux=True)
+        batch = Batch(real["g_image"], real["g_label"], lax.stop_gradient(fake),
+                      real["g_label"])
 
     def g_loss_of(fake):
-        return generator_loss(gan, opts, d, batch._replace(fake_x=fake), z_KBZ[k], aug,
+        return generator_loss(gan, opts, d, batch._replace(fake_x=fake), z_BZ, aug,
                               scales.augment_p)
     (g_loss, d_stats), fake_grad = jax.value_and_grad(g_loss_of, has_aux=True)(fake)
     (g_grads,) = g_vjp(fake_grad)
@@ -382,9 +402,9 @@ def finish_step(opts: StepOptions, state: GANState, g_params, g_stats, g_opt,
     return new_state, metrics
 
 
-def draw_step_numbers(key, opts: StepOptions, gan: GAN, batch_size: int):
+def draw_step_numbers(key, opts: StepOptions, gan: GAN, batch_size: int) -> StepNumbers:
     """Every random number of a step, for the global batch (so that 1 device and N draw the
-    same): latents (K, B, Z), fake labels (K, B) and the AugmentSlots of (K, B, ...) arrays."""
+    same)."""
     n_critic = opts.n_critic
     z_key, y_key, augment_key = jax.random.split(key, 3)
     z = jax.random.normal(z_key, (n_critic, batch_size, gan.latent_dim), jnp.float32)
@@ -402,23 +422,42 @@ def draw_step_numbers(key, opts: StepOptions, gan: GAN, batch_size: int):
                                      n_critic, batch_size)
     aug = AugmentSlots(*(at(numbers, (slice(None), i)) for i in range(slots)),
                        *([{}] if slots == 3 else []), discriminator=own)
-    return z, fake_labels, aug
+    g_z = {}
+    if opts.relativistic:  # G's own latents, from the key folded with 5 (after D's numbers)
+        g_z = jax.random.normal(jax.random.fold_in(augment_key, 5), (batch_size, gan.latent_dim),
+                                jnp.float32)
+    return StepNumbers(z, fake_labels, aug, g_z)
 
 
 def make_train_step(gan: GAN, train_config, mesh: Mesh):
     """The global-view step `(state, batch, key) -> (state, metrics)` (not yet jitted).
 
     `batch` is {"image": float32 (B, H, W, C) in [-1, 1], "label": int32 (B,)} for the global
-    batch B; `key` is this step's key. Labels are ignored when the model is unconditional.
+    batch B, with the relativistic loss also {"g_image", "g_label"}: the generator update's
+    independent real batch (`needs_generator_batch`); `key` is this step's key. Labels are
+    ignored when the model is unconditional.
     """
     opts = StepOptions.from_config(train_config)
     local = functools.partial(local_step, gan=gan, opts=opts)
     data, per_critic = P(AXIS), P(None, AXIS)
     sharded = jax.shard_map(local, mesh=mesh,
-                            in_specs=(P(), data, data, per_critic, per_critic, per_critic),
+                            in_specs=(P(), data, StepNumbers(per_critic, per_critic, per_critic,
+                                                             data)),
                             out_specs=(P(), P()), check_vma=False)
 
     def train_step(state, batch, key):
-        z, fake_labels, aug = draw_step_numbers(key, opts, gan, batch["image"].shape[0])
-        return sharded(state, batch["image"], batch["label"], z, fake_labels, aug)
+        if opts.relativistic and "g_image" not in batch:
+            raise ValueError("the relativistic (rpgan) step needs the generator's own real "
+                             "batch: batch['g_image'] and batch['g_label']")
+        numbers = draw_step_numbers(key, opts, gan, batch["image"].shape[0])
+        if opts.relativistic:  # the fakes carry the real batch's labels (R3GAN's G(z, real_c))
+            numbers = numbers._replace(fake_labels=jnp.broadcast_to(
+                batch["label"], numbers.fake_labels.shape).astype(numbers.fake_labels.dtype))
+        return sharded(state, batch, numbers)
     return train_step
+
+
+def needs_generator_batch(train_config) -> bool:
+    """Whether the step takes a second, independent real batch for G (R3GAN's relativistic
+    loss): the data pipeline and anything else that builds batches asks this."""
+    return StepOptions.from_config(train_config).relativistic
