@@ -17,8 +17,8 @@ protocol is fid50k_full: 50,000 samples of G's EMA with uniformly drawn labels a
 training set, Inception-v3 features (NVIDIA's TorchScript port of the TF model).
 Where this config departs from theirs: the official run augments with StyleGAN2-ADA's pipeline
 (13 operations); jaxgan has DiffAugment's color, translation and cutout, used here on R3GAN's
-probability schedule. G's update reuses the real batch of D's update (the official loop draws a
-second one). The official code does not fix a length (runs go on at the final values until
+probability schedule. As the official loop, each step reads two real batches (D's, and G's own)
+and G's fakes carry real labels. The official code does not fix a length (runs go on at the final values until
 stopped): train.num_steps here is the end of the schedules, 20 M images.
 Expected: not measured at this size (no accelerator lent; a step of batch 512 at 42 M parameters
 is minutes on a CPU); on a GPU or TPU use --config.train.steps_per_call=10 or more.
