@@ -1,5 +1,5 @@
 """The resnet family's stride-1 3x3 convolutions on XLA:CPU: forward, input gradient and kernel
-gradient by XLA, against jaxgan.models.layers.conv_same's kernel gradient (one matmul per tap).
+gradient by XLA, against jaxgan.models.cpu_conv.conv_same's kernel gradient (one matmul per tap).
 
   python benchmarks/conv_same.py              # art.py's (64 px, widths 32) shapes, batch 64
   python benchmarks/conv_same.py --batch 16   # quicker
@@ -28,7 +28,7 @@ def main(argv=None):
     import jax
     import jax.numpy as jnp
     from jax import lax
-    from jaxgan.models.layers import conv_same
+    from jaxgan.models.cpu_conv import conv_same
 
     _common.print_machine()
     dn = ("NHWC", "HWIO", "NHWC")

@@ -1,4 +1,4 @@
-"""Forward+backward time of nn.ConvTranspose(4, stride 2, SAME) vs jaxgan.models.layers.UpConv2x.
+"""Forward+backward time of nn.ConvTranspose(4, stride 2, SAME) vs jaxgan.models.cpu_conv.UpConv2x.
 
 The four transposed convolutions of the PyTorch DCGAN generator (64x64x3, ngf=64) at batch 64,
 float32: value_and_grad of <layer(x), cotangent> w.r.t. the params and the input, jitted; time
@@ -55,7 +55,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
-from jaxgan.models.layers import DownConv2x, UpConv2x, upconv2x  # noqa: E402
+from jaxgan.models.cpu_conv import DownConv2x, UpConv2x, upconv2x  # noqa: E402
 
 # (H = W, Cin, Cout) of the DCGAN generator's stride-2 transposed convolutions.
 DCGAN_LAYERS = [(4, 512, 256), (8, 256, 128), (16, 128, 64), (32, 64, 3)]
@@ -173,9 +173,9 @@ def main():
 
 
 # ---------------------------------------------------------------------------------------------
-# DownConv2x section: nn.Conv(4, stride 2, padding 1) vs jaxgan.models.layers.DownConv2x
+# DownConv2x section: nn.Conv(4, stride 2, padding 1) vs jaxgan.models.cpu_conv.DownConv2x
 # ---------------------------------------------------------------------------------------------
-DOWN_DOC = """Forward+backward time of nn.Conv(4, stride 2, padding 1) vs jaxgan.models.layers.DownConv2x.
+DOWN_DOC = """Forward+backward time of nn.Conv(4, stride 2, padding 1) vs jaxgan.models.cpu_conv.DownConv2x.
 
 The four stride-2 convolutions of the PyTorch DCGAN discriminator (64x64x3, ndf=64) at batch
 64, float32: value_and_grad of <layer(x), cotangent> w.r.t. the kernel AND the input, jitted;

@@ -12,7 +12,7 @@ For `configs/dcgan64.py` the networks are exactly pytorch/examples `dcgan/main.p
 tanh, N(0, 0.02) init), except that netD ends in a logit and the loss is BCE-with-logits (the
 same maths). jaxgan writes netG's first layer (1x1 -> 4x4 transposed conv) as a bias-free Dense
 layer; the twin keeps the ConvTranspose2d (same parameters, same function). UpConv2x is exactly
-ConvTranspose2d(4, 2, 1) and DownConv2x exactly Conv2d(4, 2, 1) (jaxgan.models.layers).
+ConvTranspose2d(4, 2, 1) and DownConv2x exactly Conv2d(4, 2, 1) (jaxgan.models.cpu_conv).
 Conditional configs: G concatenates a label embedding to z and uses conditional BatchNorm
 (BatchNorm2d without affine, then per-class gain (init 1) and bias (init 0)); D adds the
 projection <embed(label), features summed over H, W of the last block>.

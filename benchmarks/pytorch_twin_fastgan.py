@@ -87,7 +87,7 @@ def lrelu(x):
 
 
 class Norm(nn.Module):
-    """G's BatchNorm (jaxgan.models.fastgan.Norm): the official one, or without affine plus
+    """G's BatchNorm (jaxgan.models.fastgan.conditional_norm): the official one, or without affine plus
     per-class gain (init N(1, 0.02)) and bias (init 0) when there are classes."""
 
     def __init__(self, features: int, num_classes: int):

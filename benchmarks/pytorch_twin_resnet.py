@@ -67,7 +67,7 @@ def _maybe_sn(module: nn.Module, spectral: bool, dim: int = 0) -> nn.Module:
 
 
 class CondBatchNorm(nn.Module):
-    """jaxgan.models.resnet.ConditionalBatchNorm with class labels (or plain, unconditional)."""
+    """jaxgan.models.norms.ConditionalBatchNorm as the resnet family sets it, with class labels (or plain, unconditional)."""
 
     def __init__(self, features: int, num_classes: int):
         super().__init__()

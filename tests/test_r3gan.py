@@ -125,25 +125,25 @@ def test_resampling_a_hand_computed_case():
     up_a = [0.75, 1.25, 1.75, 2.25, 2.75, 3.25, 3.75, 3.0]  # by hand: y[2m] = x[m-1]/4 + 3x[m]/4
     np.testing.assert_allclose(up_1d(a), up_a)
     image = np.outer(a, a)[None, :, :, None].astype(np.float32)
-    np.testing.assert_allclose(r3gan.upsample2x(image)[0, :, :, 0], np.outer(up_a, up_a),
+    np.testing.assert_allclose(r3gan.interpolative_upsample2x(image)[0, :, :, 0], np.outer(up_a, up_a),
                                rtol=4 * EPS)  # separable: the outer product of the 1-D results
     b = np.arange(1.0, 9.0)
     down_b = [1.5, 3.5, 5.5, 6.375]  # (x[2j-1] + 3x[2j] + 3x[2j+1] + x[2j+2]) / 8, zero outside
     image = np.outer(b, b)[None, :, :, None].astype(np.float32)
-    np.testing.assert_allclose(r3gan.downsample2x(image)[0, :, :, 0], np.outer(down_b, down_b),
+    np.testing.assert_allclose(r3gan.interpolative_downsample2x(image)[0, :, :, 0], np.outer(down_b, down_b),
                                rtol=8 * EPS)
 
 
 def test_resampling_keeps_constants_inside_and_fades_at_the_zero_border():
     ones = jnp.ones((1, 4, 4, 2))
-    up = np.asarray(r3gan.upsample2x(ones))[0, :, :, 0]
+    up = np.asarray(r3gan.interpolative_upsample2x(ones))[0, :, :, 0]
     edge = np.array([0.75, 1, 1, 1, 1, 1, 1, 0.75])
     np.testing.assert_array_equal(up, np.outer(edge, edge))
-    down = np.asarray(r3gan.downsample2x(jnp.ones((1, 8, 8, 2))))[0, :, :, 1]
+    down = np.asarray(r3gan.interpolative_downsample2x(jnp.ones((1, 8, 8, 2))))[0, :, :, 1]
     edge = np.array([7, 8, 8, 7]) / 8
     np.testing.assert_array_equal(down, np.outer(edge, edge))
     # Up then down: the filter passes the constant (gain 1); the border loses (1 - 0.78125).
-    both = np.asarray(r3gan.downsample2x(r3gan.upsample2x(ones)))[0, :, :, 0]
+    both = np.asarray(r3gan.interpolative_downsample2x(r3gan.interpolative_upsample2x(ones)))[0, :, :, 0]
     edge = np.array([0.78125, 1, 1, 0.78125])  # (3 * 0.75 + 3 + 1) / 8
     np.testing.assert_array_equal(both, np.outer(edge, edge))
 
@@ -164,8 +164,8 @@ def test_resampling_equals_the_official_reference_convolutions():
     down = conv(x, depthwise, window_strides=(2, 2), padding=((1, 1), (1, 1)))
     # Each output is a sum of at most 16 products with weights summing to at most 4 (up) and
     # inputs within [-1, 1]: float32 rounding stays below 16 ulps of 4.
-    np.testing.assert_allclose(r3gan.upsample2x(x), up, atol=16 * 4 * EPS)
-    np.testing.assert_allclose(r3gan.downsample2x(x), down, atol=16 * EPS)
+    np.testing.assert_allclose(r3gan.interpolative_upsample2x(x), up, atol=16 * 4 * EPS)
+    np.testing.assert_allclose(r3gan.interpolative_downsample2x(x), down, atol=16 * EPS)
 
 
 def test_grouped_convolution_forms_agree():

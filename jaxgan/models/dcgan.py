@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxgan.errors import UserError
-from jaxgan.models.layers import DownConv2x, UpConv2x
+from jaxgan.models.cpu_conv import DownConv2x, UpConv2x
 from jaxgan.models.norms import ConditionalBatchNorm, batch_norm, embed_labels
 
 DCGAN_INIT = nn.initializers.normal(0.02)

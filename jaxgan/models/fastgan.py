@@ -46,14 +46,16 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxgan.errors import UserError
-from jaxgan.models.layers import DownConv2x, conv_same
-from jaxgan.models.norms import batch_norm, embed_labels
+from jaxgan.models.cpu_conv import DownConv2x, conv_same
+from jaxgan.models.norms import (ConditionalBatchNorm, batch_norm, embed_labels,
+                                 spectrally_normalised, upsample2x)
 
 MIN_RESOLUTION, MAX_RESOLUTION = 32, 1024
 # The official nfc_multi tables: channels = multiple * ngf (G, decoders) or * ndf (D), by map size.
 G_MULT = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5, 512: 0.25, 1024: 0.125}
 D_MULT = {4: 16, 8: 16, 16: 8, 32: 4, 64: 2, 128: 1, 256: 0.5, 512: 0.25, 1024: 0.125}
 WEIGHT_INIT = nn.initializers.normal(0.02)
+SN_EPSILON = 1e-12  # the official spectral_norm's (PyTorch's default)
 TRUNK_MAX = 256    # D's full-size branch starts at most at 256x256 (strided stems above)
 SMALL_MAX = 128    # D's half-size branch and the reconstructions: at most 128x128
 
@@ -61,6 +63,14 @@ SMALL_MAX = 128    # D's half-size branch and the reconstructions: at most 128x1
 def gain_init(key, shape, dtype=jnp.float32):
     """The official weights_init of BatchNorm gains: N(1, 0.02)."""
     return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
+
+
+def conditional_norm(num_classes: int, axis_name: str | None, dtype,
+                     name: str) -> ConditionalBatchNorm:
+    """G's BatchNorm: the official one (exact variance, N(1, 0.02) gains), with class-conditional
+    gain and bias (looked up per class, or blended by class weights) when `num_classes` > 0."""
+    return ConditionalBatchNorm(num_classes, axis_name, dtype, two_pass_variance=True,
+                                gain_init=gain_init, plain_scale_init=gain_init, name=name)
 
 
 def exact_batch_norm(train: bool, axis_name: str | None, dtype=None, **kwargs) -> nn.BatchNorm:
@@ -75,10 +85,6 @@ def glu(x):
     """Gated linear unit over channels: the first half gated by the sigmoid of the second."""
     a, b = jnp.split(x, 2, axis=-1)
     return a * nn.sigmoid(b)
-
-
-def upsample2x(x_BHWC):
-    return jnp.repeat(jnp.repeat(x_BHWC, 2, axis=1), 2, axis=2)
 
 
 def nearest_downsample(x_BHWC, size: int):
@@ -116,37 +122,13 @@ class Convs:
             layer = nn.Conv(features, (kernel, kernel), padding=padding, use_bias=False,
                             kernel_init=WEIGHT_INIT, dtype=self.dtype, name=name,
                             conv_general_dilated=conv_same)
-        if self.spectral:
-            return nn.SpectralNorm(layer, epsilon=1e-12)(x, update_stats=self.train)
-        return layer(x)
+        return spectrally_normalised(layer, self.spectral, self.train, SN_EPSILON)(x)
 
     def transpose4x4(self, x, features, name=None):
         """The official InitLayer's ConvTranspose2d(nz, C, 4, 1, 0) on a 1x1 map."""
         layer = nn.ConvTranspose(features, (4, 4), padding="VALID", use_bias=False,
                                  kernel_init=WEIGHT_INIT, dtype=self.dtype, name=name)
-        if self.spectral:
-            return nn.SpectralNorm(layer, epsilon=1e-12)(x, update_stats=self.train)
-        return layer(x)
-
-
-class Norm(nn.Module):
-    """BatchNorm over the global batch with the official init; class-conditional gain and bias
-    (looked up per class, or blended by class weights) when `num_classes` > 0."""
-    num_classes: int = 0
-    axis_name: str | None = None
-    dtype: Any = None
-
-    @nn.compact
-    def __call__(self, x, labels, train: bool):
-        if self.num_classes == 0:
-            return exact_batch_norm(train, self.axis_name, self.dtype, scale_init=gain_init)(x)
-        x = exact_batch_norm(train, self.axis_name, self.dtype, use_scale=False, use_bias=False)(x)
-        features = x.shape[-1]
-        gain = embed_labels(nn.Embed(self.num_classes, features, embedding_init=gain_init,
-                                     name="gain"), labels)
-        bias = embed_labels(nn.Embed(self.num_classes, features, name="bias",
-                                     embedding_init=nn.initializers.zeros), labels)
-        return x * gain[:, None, None, :].astype(x.dtype) + bias[:, None, None, :].astype(x.dtype)
+        return spectrally_normalised(layer, self.spectral, self.train, SN_EPSILON)(x)
 
 
 class SkipLayerExcitation(nn.Module):
@@ -189,7 +171,7 @@ class UpBlock(nn.Module):
     @nn.compact
     def __call__(self, x, labels, keys_B, train: bool):
         convs = Convs(self.spectral, train, self.dtype)
-        norm = lambda name: Norm(self.num_classes, self.axis_name, self.dtype, name=name)
+        norm = lambda name: conditional_norm(self.num_classes, self.axis_name, self.dtype, name=name)
         x = convs(upsample2x(x), 2 * self.features, 3, name="conv1")
         if self.comp:
             x = NoiseInjection(self.dtype, name="noise1")(x, keys_B, 2 * x.shape[1])
@@ -224,7 +206,7 @@ class Generator(nn.Module):
         width = lambda size: int(G_MULT[size] * self.width)
         keys_B = noise_keys(z_BZ)
         x = convs.transpose4x4(z_BZ.reshape(-1, 1, 1, self.latent_dim), 2 * width(4), name="init")
-        x = glu(Norm(self.num_classes, self.axis_name, self.dtype, name="init_bn")(
+        x = glu(conditional_norm(self.num_classes, self.axis_name, self.dtype, name="init_bn")(
             x, labels_B, train))
         maps, excitations = {4: x}, generator_excitations(self.resolution)
         for size in (2 ** k for k in range(3, int(math.log2(self.resolution)) + 1)):

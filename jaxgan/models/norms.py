@@ -1,7 +1,9 @@
-"""Normalisation and label-conditioning layers shared by the model families."""
+"""The layers the model families share: BatchNorm over the global batch, the one conditional
+BatchNorm (each family's form is a setting of it), spectral normalisation, label embeddings and
+nearest-neighbour 2x upsampling."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -24,25 +26,64 @@ def embed_labels(embed: nn.Embed, labels):
     return labels.astype(jnp.float32) @ embed.embedding
 
 
-class ConditionalBatchNorm(nn.Module):
-    """BatchNorm whose gain and bias are looked up per class; plain BatchNorm when unconditional.
+def upsample2x(x_BHWC):
+    """Nearest-neighbour 2x (PyTorch's F.interpolate(scale_factor=2, mode='nearest'))."""
+    return jnp.repeat(jnp.repeat(x_BHWC, 2, axis=1), 2, axis=2)
 
+
+def spectrally_normalised(layer: nn.Module, enabled: bool, train: bool, epsilon: float):
+    """`layer`, or (when `enabled`) `layer` with its kernel divided by its largest singular value:
+    flax's nn.SpectralNorm, one power-iteration step per training call (its vector in the
+    'batch_stats' collection). `epsilon` is the reference code's (StudioGAN 1e-6, FastGAN 1e-12)."""
+    if not enabled:
+        return layer
+    return lambda *args: nn.SpectralNorm(layer, epsilon=epsilon)(*args, update_stats=train)
+
+
+class ConditionalBatchNorm(nn.Module):
+    """BatchNorm without an affine of its own, then a gain and a bias that depend on the class;
+    plain BatchNorm (its own affine, scale from `plain_scale_init`) when unconditional.
+
+    Each family's form is a setting, as its reference code writes it:
+    - dcgan (the cGAN form): gain, bias = per-class embeddings from 1 and 0; x * gain + bias;
+    - fastgan: the same, gains from the official N(1, 0.02), PyTorch's two-pass variance;
+    - resnet (StudioGAN's SNGAN / BigGAN): gain = 1 + f(c), bias = f'(c), orthogonal init,
+      epsilon 1e-4; f, f' per-class embeddings, or (`vector=True`, BigGAN) bias-free linear maps
+      of a conditioning vector, spectrally normalised with the network.
+    `cond`: int labels (B,), class weights (B, K) (a blend of the embeddings), or the vector.
     Statistics are taken over the global batch: `axis_name` names the data-parallel mesh axis.
     """
     num_classes: int
     axis_name: str | None = None
     dtype: Any = None
+    epsilon: float = 1e-5
+    two_pass_variance: bool = False   # PyTorch's variance (see fastgan.exact_batch_norm)
+    gain_init: Callable = nn.initializers.ones
+    bias_init: Callable = nn.initializers.zeros
+    plain_scale_init: Callable = nn.initializers.ones
+    one_plus_gain: bool = False
+    spectral: bool = False            # the vector path's linear maps
+    spectral_epsilon: float = 1e-6
 
     @nn.compact
-    def __call__(self, x, labels, train: bool):
-        conditional = self.num_classes > 0
-        x = batch_norm(train, self.axis_name, self.dtype, use_scale=not conditional,
-                       use_bias=not conditional)(x)
-        if conditional:
-            features = x.shape[-1]
+    def __call__(self, x, cond, train: bool, vector: bool = False):
+        variance = {"use_fast_variance": False} if self.two_pass_variance else {}
+        if not vector and self.num_classes == 0:
+            return batch_norm(train, self.axis_name, self.dtype, epsilon=self.epsilon,
+                              scale_init=self.plain_scale_init, **variance)(x)
+        x = batch_norm(train, self.axis_name, self.dtype, epsilon=self.epsilon, use_scale=False,
+                       use_bias=False, **variance)(x)
+        features = x.shape[-1]
+        if vector:
+            linear = lambda init, name: spectrally_normalised(
+                nn.Dense(features, use_bias=False, kernel_init=init, dtype=self.dtype, name=name),
+                self.spectral, train, self.spectral_epsilon)(cond)
+            gain, bias = linear(self.gain_init, "gain"), linear(self.bias_init, "bias")
+        else:
             gain = embed_labels(nn.Embed(self.num_classes, features, name="gain",
-                                         embedding_init=nn.initializers.ones), labels)
+                                         embedding_init=self.gain_init), cond)
             bias = embed_labels(nn.Embed(self.num_classes, features, name="bias",
-                                         embedding_init=nn.initializers.zeros), labels)
-            x = x * gain[:, None, None, :].astype(x.dtype) + bias[:, None, None, :].astype(x.dtype)
-        return x
+                                         embedding_init=self.bias_init), cond)
+        if self.one_plus_gain:
+            gain = 1.0 + gain
+        return x * gain[:, None, None, :].astype(x.dtype) + bias[:, None, None, :].astype(x.dtype)

@@ -109,12 +109,12 @@ def _downsample_axis(x, axis: int):
     return sum(w * tap for w, tap in zip(LOWPASS, taps))
 
 
-def upsample2x(x_BHWC):
+def interpolative_upsample2x(x_BHWC):
     """R3GAN's InterpolativeUpsampler: (B, H, W, C) -> (B, 2H, 2W, C), each channel alone."""
     return _upsample_axis(_upsample_axis(x_BHWC, 1), 2)
 
 
-def downsample2x(x_BHWC):
+def interpolative_downsample2x(x_BHWC):
     """R3GAN's InterpolativeDownsampler: (B, H, W, C) -> (B, H/2, W/2, C), each channel alone."""
     return _downsample_axis(_downsample_axis(x_BHWC, 1), 2)
 
@@ -241,7 +241,7 @@ class Generator(nn.Module):
             if stage > 0:
                 if width != h.shape[-1]:
                     h = linear(width, 1.0, h.shape[-1], self.dtype, f"transition{stage}")(h)
-                h = upsample2x(h)
+                h = interpolative_upsample2x(h)
             for i in range(self.blocks):
                 h = ResidualBlock(groups, gain, self.dtype, name=f"stage{stage}_block{i}")(h)
         images = linear(self.channels, 1.0, h.shape[-1], self.dtype, "aggregation")(h)
@@ -267,7 +267,7 @@ class Discriminator(nn.Module):
             for i in range(self.blocks):
                 h = ResidualBlock(group, gain, self.dtype, name=f"stage{stage}_block{i}")(h)
             if stage + 1 < len(widths):
-                h = downsample2x(h)
+                h = interpolative_downsample2x(h)
                 if widths[stage + 1] != width:
                     h = linear(widths[stage + 1], 1.0, width, self.dtype,
                                f"transition{stage}")(h)

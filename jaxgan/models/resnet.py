@@ -31,12 +31,14 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxgan.errors import UserError
-from jaxgan.models.layers import conv_same
-from jaxgan.models.norms import batch_norm, embed_labels
+from jaxgan.models.cpu_conv import conv_same
+from jaxgan.models.norms import (ConditionalBatchNorm, batch_norm, embed_labels,
+                                 spectrally_normalised, upsample2x)
 
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 256
 ORTHO = nn.initializers.orthogonal()
 BN_EPSILON = 1e-4  # StudioGAN's (and BigGAN's) BatchNorm epsilon
+SN_EPSILON = 1e-6  # StudioGAN's spectral-norm epsilon
 
 # Channel multipliers (of g_width) of the generator blocks' outputs, from 4x4 up: StudioGAN's
 # g_out_dims (a block's input width is the previous block's output, the first one's G_WIDTH_IN).
@@ -49,11 +51,6 @@ D_BLOCKS = {16: ((2, True), (2, True), (2, False), (2, False)),
             64: ((1, True), (2, True), (4, True), (8, True), (16, False)),
             128: ((1, True), (2, True), (4, True), (8, True), (16, True), (16, False)),
             256: ((1, True), (2, True), (4, True), (8, True), (8, True), (16, True), (16, False))}
-
-
-def upsample2x(x_BHWC):
-    """Nearest-neighbour 2x (PyTorch's F.interpolate(scale_factor=2, mode='nearest'))."""
-    return jnp.repeat(jnp.repeat(x_BHWC, 2, axis=1), 2, axis=2)
 
 
 def avg_pool2x(x_BHWC):
@@ -70,9 +67,7 @@ class Layers:
         self.spectral, self.train, self.dtype = spectral, train, dtype
 
     def apply(self, layer, *args):
-        if self.spectral:
-            return nn.SpectralNorm(layer, epsilon=1e-6)(*args, update_stats=self.train)
-        return layer(*args)
+        return spectrally_normalised(layer, self.spectral, self.train, SN_EPSILON)(*args)
 
     def conv(self, x, features, kernel=3, use_bias=True, name=None):
         return self.apply(nn.Conv(features, (kernel, kernel), padding="SAME", use_bias=use_bias,
@@ -85,37 +80,6 @@ class Layers:
 
     def embed(self, labels, num_classes, features, name=None):
         return self.apply(nn.Embed(num_classes, features, embedding_init=ORTHO, name=name), labels)
-
-
-class ConditionalBatchNorm(nn.Module):
-    """BatchNorm (no affine of its own) with gain = 1 + f(c) and bias = f'(c).
-
-    `cond` is either class labels (int (B,) or class weights (B, K)), looked up in two per-class
-    embeddings (SNGAN), or a float conditioning vector (B, E) mapped by two bias-free Dense layers
-    (BigGAN); with `num_classes == 0` and no vector, a plain affine BatchNorm."""
-    num_classes: int
-    spectral: bool = False
-    axis_name: str | None = None
-    dtype: Any = None
-
-    @nn.compact
-    def __call__(self, x, cond, vector: bool, train: bool):
-        features = x.shape[-1]
-        if not vector and self.num_classes == 0:
-            return batch_norm(train, self.axis_name, self.dtype, epsilon=BN_EPSILON)(x)
-        x = batch_norm(train, self.axis_name, self.dtype, epsilon=BN_EPSILON, use_scale=False,
-                       use_bias=False)(x)
-        if vector:
-            layers = Layers(self.spectral, train, self.dtype)
-            gain = layers.dense(cond, features, use_bias=False, name="gain")
-            bias = layers.dense(cond, features, use_bias=False, name="bias")
-        else:
-            gain = embed_labels(nn.Embed(self.num_classes, features, embedding_init=ORTHO,
-                                         name="gain"), cond)
-            bias = embed_labels(nn.Embed(self.num_classes, features, embedding_init=ORTHO,
-                                         name="bias"), cond)
-        gain, bias = (1.0 + gain)[:, None, None, :], bias[:, None, None, :]
-        return x * gain.astype(x.dtype) + bias.astype(x.dtype)
 
 
 class SelfAttention(nn.Module):
@@ -150,11 +114,13 @@ class GeneratorBlock(nn.Module):
     @nn.compact
     def __call__(self, x, cond, vector: bool, train: bool):
         layers = Layers(self.spectral, train, self.dtype)
-        norm = lambda name: ConditionalBatchNorm(self.num_classes, self.spectral, self.axis_name,
-                                                 self.dtype, name=name)
-        h = nn.relu(norm("bn1")(x, cond, vector, train))
+        norm = lambda name: ConditionalBatchNorm(
+            self.num_classes, self.axis_name, self.dtype, epsilon=BN_EPSILON, gain_init=ORTHO,
+            bias_init=ORTHO, one_plus_gain=True, spectral=self.spectral,
+            spectral_epsilon=SN_EPSILON, name=name)
+        h = nn.relu(norm("bn1")(x, cond, train, vector))
         h = layers.conv(upsample2x(h), self.features, name="conv1")
-        h = nn.relu(norm("bn2")(h, cond, vector, train))
+        h = nn.relu(norm("bn2")(h, cond, train, vector))
         h = layers.conv(h, self.features, name="conv2")
         return h + layers.conv(upsample2x(x), self.features, 1, name="shortcut")
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxgan.models.layers import (FUSED_MAX_FEATURES, DownConv2x, UpConv2x, conv_same,
+from jaxgan.models.cpu_conv import (FUSED_MAX_FEATURES, DownConv2x, UpConv2x, conv_same,
                                   downconv2x, upconv2x)
 
 TOL = dict(rtol=1e-5, atol=1e-5)
