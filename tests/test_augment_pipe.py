@@ -39,8 +39,13 @@ def images(channels=3, batch=1, seed=0):
                               maxval=1)
 
 
+# one program per image shape, pipeline and p: the numbers (which operations fire, their values)
+# are its inputs, so the tests share it instead of running op by op
+_apply = jax.jit(augment_pipe.apply, static_argnums=(2, 3))
+
+
 def run(x, pipe=ADA, p=1.0, **values):
-    return augment_pipe.apply(x, numbers_for(x.shape[0], **values), pipe, p)
+    return _apply(x, numbers_for(x.shape[0], **values), pipe, p)
 
 
 # --- the pixel blits: exact permutations of the pixels ---
