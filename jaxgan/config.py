@@ -32,9 +32,14 @@ def _source_ok(source: str) -> bool:
 
 
 AUGMENTATIONS = ("color", "translation", "cutout")
+# StyleGAN2-ADA's whole pipeline (jaxgan.training.augment_pipe), on its own in a policy: "ada" with
+# R3GAN's probabilities, "bgc" with StyleGAN2-ADA's default's.
+AUGMENT_PIPES = ("ada", "bgc")
 
 
 def _augment_policy_ok(policy: str) -> bool:
+    if policy in AUGMENT_PIPES:
+        return True
     names = policy.split(",") if policy else []
     return all(name in AUGMENTATIONS for name in names) and len(set(names)) == len(names)
 
@@ -99,10 +104,13 @@ KEYS: dict[str, Key] = {
     "train.ema_decay": number(0.999, "decay of the generator's EMA (what sampling uses)",
                               0.0, 1.0, high_open=True),
     "train.mode_seeking": number(0.1, "MSGAN regulariser weight: keeps classes from collapsing"),
-    "train.augment": text("translation", "DiffAugment policy for what D sees (real and fake): a "
-                          "comma list of " + ", ".join(AUGMENTATIONS) + ", e.g. "
-                          "'color,translation,cutout' ('': none)", "'' or a comma list of distinct "
-                          "names from " + ", ".join(AUGMENTATIONS), _augment_policy_ok, "colour"),
+    "train.augment": text("translation", "augmentation of what D sees (real and fake): "
+                          "DiffAugment's, a comma list of " + ", ".join(AUGMENTATIONS) + ", e.g. "
+                          "'color,translation,cutout' ('': none); or StyleGAN2-ADA's pipeline "
+                          "alone: 'ada' (R3GAN's: geometry, colour at half probability, cutout) "
+                          "or 'bgc' (StyleGAN2-ADA's default: geometry and colour)",
+                          "'' or a comma list of distinct names from " + ", ".join(AUGMENTATIONS)
+                          + ", or 'ada' or 'bgc' alone", _augment_policy_ok, "colour"),
     "train.augment_p": number(1.0, "probability that each augmentation is applied to an image "
                               "(the start value when adaptive)", 0.0, 1.0),
     "train.ada_target": number(0.0, "adaptive augmentation (ADA): steer augment_p so that this "

@@ -10,6 +10,9 @@ the side). Each operation is applied to each image with probability p (p = 1: pl
 The random numbers are drawn for the global batch from the step's key (`draw`), outside the
 per-device code, so one device and eight give the same result; `apply` is the per-device part.
 Written by hand (array arithmetic and a per-image dynamic slice): neither optax nor flax has it.
+
+A policy may instead be StyleGAN2-ADA's whole pipeline, alone: 'ada' or 'bgc'
+(jaxgan.training.augment_pipe), with the same division into `draw` and `apply`.
 """
 from __future__ import annotations
 
@@ -17,12 +20,18 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxgan.config import AUGMENTATIONS
+from jaxgan.config import AUGMENT_PIPES, AUGMENTATIONS
+from jaxgan.training import augment_pipe
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:
-    """'color,translation' -> ('color', 'translation'); '' -> ()."""
+    """'color,translation' -> ('color', 'translation'); '' -> (); 'ada' -> ('ada',)."""
     names = tuple(name for name in policy.split(",") if name)
+    if any(name in AUGMENT_PIPES for name in names):
+        if len(names) > 1:
+            raise ValueError(f"{policy!r}: StyleGAN2-ADA's pipeline ({' or '.join(AUGMENT_PIPES)})"
+                             " takes no other augmentation beside it")
+        return names
     unknown = [name for name in names if name not in AUGMENTATIONS]
     if unknown:
         raise ValueError(f"unknown augmentation {unknown[0]!r}; expected {', '.join(AUGMENTATIONS)}")
@@ -54,6 +63,8 @@ def draw_shifts(key, shape, resolution: int):
 def draw(key, policy: tuple[str, ...], shape, resolution: int) -> dict:
     """The random numbers of `policy` for a batch of `shape` (e.g. (K, 3, B)): a dict of arrays
     whose leading axes are `shape` (the batch axis last of them)."""
+    if policy and policy[0] in AUGMENT_PIPES:  # its own numbers (the older policies' untouched)
+        return {"pipe": augment_pipe.draw(jax.random.fold_in(key, 5), shape)}
     # Translation draws from `key` itself, as jaxgan 0.1 did, so its runs keep their numbers.
     keys = {"translation": key, **{name: jax.random.fold_in(key, i + 1) for i, name in
                                    enumerate(("apply", "color", "cutout"))}}
@@ -103,7 +114,10 @@ OPERATIONS = {"color": color, "translation": translate, "cutout": cutout}
 
 
 def apply(x_BHWC, numbers: dict, policy: tuple[str, ...], p):
-    """Augment a batch: each operation of `policy` in turn, to each image with probability `p`."""
+    """Augment a batch: each operation of `policy` in turn, to each image with probability `p`
+    (StyleGAN2-ADA's pipeline: each of its operations with p times its multiplier)."""
+    if policy and policy[0] in AUGMENT_PIPES:
+        return augment_pipe.apply(x_BHWC, numbers["pipe"], augment_pipe.PIPES[policy[0]], p)
     for i, name in enumerate(policy):
         augmented = OPERATIONS[name](x_BHWC, numbers[name])
         chosen = (numbers["apply"][:, i] < p)[:, None, None, None]

@@ -40,7 +40,7 @@ class StepOptions:
     ema_decay: float
     mode_seeking: float
     n_critic: int = 1               # D updates per step
-    augment: tuple[str, ...] = ()   # DiffAugment policy
+    augment: tuple[str, ...] = ()   # DiffAugment policy, or ("ada",): StyleGAN2-ADA's pipeline
     augment_p: float = 1.0          # its probability per operation and image (the start if adaptive)
     ada_target: float = 0.0         # > 0: adaptive p (ADA)
     ada_kimg: float = 100.0
@@ -84,7 +84,7 @@ class StepOptions:
         return bool(self.augment) and self.ada_target > 0
 
     def seen(self, x_BHWC, numbers, p):
-        """What D sees of a batch: DiffAugment-ed when a policy is set."""
+        """What D sees of a batch: augmented when a policy is set."""
         return augment_lib.apply(x_BHWC, numbers, self.augment, p) if self.augment else x_BHWC
 
     def images_seen(self, step):
