@@ -15,11 +15,12 @@ official code's (tests/test_r3gan.py; counted from its Networks.py).
 Their result (not reproduced here): FID 1.96, as quoted from the paper by secondary sources; their
 protocol is fid50k_full: 50,000 samples of G's EMA with uniformly drawn labels against the full
 training set, Inception-v3 features (NVIDIA's TorchScript port of the TF model).
-Where this config departs from theirs: the official run augments with StyleGAN2-ADA's pipeline
-(13 operations); jaxgan has DiffAugment's color, translation and cutout, used here on R3GAN's
-probability schedule. As the official loop, each step reads two real batches (D's, and G's own)
-and G's fakes carry real labels. The official code does not fix a length (runs go on at the final values until
-stopped): train.num_steps here is the end of the schedules, 20 M images.
+As the official code: StyleGAN2-ADA's augmentation pipeline with R3GAN's multipliers
+(train.augment="ada") on its probability schedule; each step reads two real batches (D's, and
+G's own) and the fakes carry real labels. Where this config departs from theirs: the pipeline
+samples at the image's own resolution (the official supersamples 2x through a wavelet filter:
+jaxgan/training/augment_pipe.py says why); the official code does not fix a length (runs go on at
+the final values until stopped): train.num_steps here is the end of the schedules, 20 M images.
 Expected: not measured at this size (no accelerator lent; a step of batch 512 at 42 M parameters
 is minutes on a CPU); on a GPU or TPU use --config.train.steps_per_call=10 or more.
 Smoke run (seconds per step on a CPU):
@@ -51,7 +52,7 @@ def get_config():
     config.train.final_lr_scale = 0.25       # 2e-4 -> 5e-5
     config.train.final_gamma_scale = 0.1     # 0.05 -> 0.005
     config.train.final_b2 = 0.99
-    config.train.augment = "color,translation,cutout"
+    config.train.augment = "ada"  # StyleGAN2-ADA's pipeline, R3GAN's multipliers
     config.train.augment_p = 0.0
     config.train.final_augment_p = 0.55
     config.train.ema_kimg = 5_000            # EMA half-life 0 -> 5 M images

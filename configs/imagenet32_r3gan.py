@@ -16,9 +16,9 @@ Parameters (1,000 classes): G 82,914,304 and D 86,548,992, equal to the official
 Their result (not reproduced here): FID 1.27, as quoted from the paper by secondary sources;
 their protocol is fid50k_full (50,000 samples of G's EMA against the full training set,
 Inception-v3 features).
-Where this config departs from theirs: as configs/cifar10_r3gan.py (DiffAugment's operations in
-place of StyleGAN2-ADA's pipeline; train.num_steps is the end
-of the schedules, 200 M images, where the official code runs until stopped).
+Where this config departs from theirs: as configs/cifar10_r3gan.py (the augmentation pipeline
+without 2x supersampling; train.num_steps is the end of the schedules, 200 M images, where the
+official code runs until stopped).
 Data: TFDS downloads and prepares imagenet_resized/32x32 (about 1.3 M images, a few GB) with
 TensorFlow installed; without it, prepare it once: tfds build imagenet_resized/32x32
 --file_format=array_record.
