@@ -563,6 +563,12 @@ def repeat(args, cores) -> str:
             return None
 
     list(on_cores(cores, job, jobs))
+    return write_repeats(args)
+
+
+def write_repeats(args) -> str:
+    """repeats.md from the runs on disk."""
+    out = pathlib.Path(args.out)
     # Every repeat of these trials on disk, at every budget (other seeds and budgets were run by
     # other commands too): one section per budget, so a new budget does not hide the old ones.
     repeats = [json.loads(p.read_text()) for n in args.repeat
@@ -599,6 +605,10 @@ def repeat_table(originals: list[dict], repeats: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def dict_args(args, **changes):
+    return argparse.Namespace(**{**vars(args), **changes})
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["evaluate-one"]:
@@ -628,8 +638,9 @@ def main(argv=None):
     parser.add_argument("--budget", type=float, default=0.0, help="with --repeat: CPU-s per run")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
-    if args.table:
-        print(table(load_results(out)))
+    if args.table:  # (with --repeat: the repeats' tables, rewritten from the runs on disk)
+        print(write_repeats(dict_args(args, repeat=[int(n) for n in args.repeat.split(",")]))
+              if args.repeat else table(load_results(out)))
         return
     if not args.source.startswith("folder:"):
         parser.error("--source folder:PATH is required")
