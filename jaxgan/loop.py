@@ -1,7 +1,7 @@
 """The training loop: init or resume, steps, progress, sample grids, checkpoints, stop signals.
 
     config ─> validate ─> data set ─> GAN (networks + optimisers, built once) ─> state (init or
-    restore) ─> pipeline (device / host / disk tier) ─> loop: advance, then on the schedule's
+    restore) ─> pipeline (device / host / disk tier) ─> loop: advance, then on the timetable's
     boundaries: metrics, grid, checkpoint
 
 The loop dispatches the steps up to the next boundary before it reads the previous chunk's
@@ -110,7 +110,7 @@ class StopSignals:
 
 
 @dataclasses.dataclass(frozen=True)
-class Schedule:
+class Timetable:
     """When the host has something to do. Every action runs at multiples of its interval and at
     the last step; the steps between two such boundaries are dispatched in one go."""
     every: dict                # action name -> interval in steps
@@ -118,7 +118,7 @@ class Schedule:
     steps_per_call: int
 
     @classmethod
-    def from_config(cls, config) -> "Schedule":
+    def from_config(cls, config) -> "Timetable":
         every = {"log": config.train.log_every_steps, "grid": config.train.sample_every_steps,
                  "checkpoint": config.checkpoint.every_steps}
         if config.eval.every_steps:
@@ -376,10 +376,11 @@ class _Progress:
     """The progress bar and the logged metrics: each dispatched chunk's metrics are read one
     chunk late (`report`), so the host never waits on the devices."""
 
-    def __init__(self, schedule: Schedule, batch_size: int, step: int, writers: Writers, manager):
-        self.schedule, self.batch_size, self.writers, self.manager = (schedule, batch_size,
+    def __init__(self, timetable: Timetable, batch_size: int, step: int, writers: Writers,
+                 manager):
+        self.timetable, self.batch_size, self.writers, self.manager = (timetable, batch_size,
                                                                       writers, manager)
-        self.bar = tqdm(total=schedule.num_steps, initial=step, unit="step", dynamic_ncols=True,
+        self.bar = tqdm(total=timetable.num_steps, initial=step, unit="step", dynamic_ncols=True,
                         disable=not writers.is_main,
                         mininterval=1.0 if sys.stderr.isatty() else 30.0)
         self.last_time = time.perf_counter()
@@ -392,7 +393,7 @@ class _Progress:
         self.bar.update(end - start)
         self.bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}",
                              img_s=f"{images_per_sec:.0f}", refresh=False)
-        if "log" in self.schedule.due(end):
+        if "log" in self.timetable.due(end):
             with write_errors(self.manager, f"the metrics of step {end} "
                                             f"({self.writers.describe()})"):
                 self.writers.scalars(end, {**values, "images_per_sec": images_per_sec,
@@ -415,19 +416,19 @@ class _Run:
     last_eval: tuple | None = None  # (step, its evaluation)
 
     def loop(self, state, step: int):
-        schedule = Schedule.from_config(self.config)
-        progress = _Progress(schedule, self.config.train.batch_size, step, self.writers,
+        timetable = Timetable.from_config(self.config)
+        progress = _Progress(timetable, self.config.train.batch_size, step, self.writers,
                              self.manager)
         pending, self.last_saved = None, step
         try:
-            while step < schedule.num_steps:
-                end = schedule.next_boundary(step)
+            while step < timetable.num_steps:
+                end = timetable.next_boundary(step)
                 state, metrics = self.pipeline.advance(state, step, end - step)
                 if pending is not None:
                     progress.report(*pending)
                 pending, step = (step, end, metrics), end
                 stop = self.signals.stop_requested(end)
-                due = schedule.due(end)
+                due = timetable.due(end)
                 if stop or due - {"log"}:
                     progress.report(*pending)  # the state is known good before it is written
                     pending = None
@@ -446,7 +447,7 @@ class _Run:
         return state
 
     def write(self, state, step: int, due: set, stop: bool) -> None:
-        """What the schedule asks for at `step`: the grid, the evaluation, the checkpoint (on a
+        """What the timetable asks for at `step`: the grid, the evaluation, the checkpoint (on a
         stop, and after an evaluation that may make it the best)."""
         if "grid" in due:
             with write_errors(self.manager, f"the sample grid of step {step} to "
