@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import tiny_config
-from helpers import assert_steps_agree, assert_trains_resumes_exactly_and_samples, run_step
+from helpers import assert_steps_agree, run_step
 
 from jaxgan import config as config_lib
 from jaxgan.errors import UserError
@@ -369,24 +369,16 @@ def test_the_policy_is_the_pipeline_alone():
 
 # --- training with it ---
 
-def test_ada_trains_and_resumes_exactly(tmp_path):
-    # adaptive p from 0.5 (ADA's target), on the digits (1 channel)
-    config = tiny_config(**{"train.augment": "ada", "train.augment_p": 0.5,
-                            "train.ada_target": 0.6})
-    last, _ = assert_trains_resumes_exactly_and_samples(config, tmp_path)
-    assert last["step"] == 4 and np.isfinite([last["d_loss"], last["g_loss"]]).all()
-    assert 0.0 <= last["augment_p"] <= 1.0
-
-
 def test_eight_devices_equal_one_device_with_ada():
-    # RGB (every operation), R3GAN's objective with R1 and R2 through the pipeline and its
-    # cosine schedule of p half-way (step 2 of 4 of the schedule's 32 images), plain SGD
+    # RGB (every operation) with the cosine schedule of p half-way (step 2 of 4 of the
+    # schedule's 32 images), plain SGD: the pipeline's numbers are drawn for the global batch.
+    # (Training and exact resume with it: test_r3gan's CIFAR-10 recipe, which augments with
+    # "ada" under R1 + R2; the double backward through it: the gradient test above.)
     config = tiny_config(**{
         "train.augment": "ada", "train.augment_p": 0.2, "train.final_augment_p": 0.9,
-        "train.schedule_kimg": 0.032, "train.loss": "rpgan", "train.r1_gamma": 0.05,
-        "train.r2_gamma": 0.05, "train.r1_every": 1, "train.batch_size": 8,
-        "train.mode_seeking": 0.0, "data.channels": 3})
+        "train.schedule_kimg": 0.032, "train.batch_size": 8, "train.mode_seeking": 0.0,
+        "data.channels": 3})
     shape = (SIDE, SIDE, 3)
     one, eight = (run_step(config, devices, shape, 10, start_step=2)
                   for devices in (jax.devices()[:1], jax.devices()))
-    assert_steps_agree(one, eight, config, penalty=True)
+    assert_steps_agree(one, eight, config)

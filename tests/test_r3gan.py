@@ -244,12 +244,14 @@ def test_unsupported_settings_are_one_line_errors(overrides, message):
 
 def test_cifar10_recipe_trains_resumes_exactly_and_samples(tmp_path):
     # The CIFAR-10 config itself (rpgan, R1 + R2, every cosine schedule, Adam's scheduled beta2,
-    # the EMA half-life), on the digits at tiny widths and a 4-step schedule.
+    # the EMA half-life, StyleGAN2-ADA's augmentation pipeline "ada" on its schedule of p), on
+    # the digits at tiny widths and a 4-step schedule.
     config = tiny_config("cifar10_r3gan", **{
         **TINY, "data.source": "digits", "data.resolution": 8, "data.channels": 1,
         "data.random_flip": False, "model.g_width": 8, "model.d_width": 8,
         "train.num_steps": 4, "checkpoint.every_steps": 2, "train.schedule_kimg": 0.064,
         "train.ema_kimg": 0.032})
     last, images = assert_trains_resumes_exactly_and_samples(config, tmp_path)
+    assert config.train.augment == "ada"
     assert last["step"] == 4 and math.isfinite(last["r1"]) and math.isfinite(last["r2"])
     assert images.shape == (3, 8, 8, 1)
