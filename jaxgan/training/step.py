@@ -423,8 +423,9 @@ def draw_step_numbers(key, opts: StepOptions, gan: GAN, batch_size: int) -> Step
     aug = AugmentSlots(*(at(numbers, (slice(None), i)) for i in range(slots)),
                        *([{}] if slots == 3 else []), discriminator=own)
     g_z = {}
-    if opts.relativistic:  # G's own latents, from the key folded with 5 (after D's numbers)
-        g_z = jax.random.normal(jax.random.fold_in(augment_key, 5), (batch_size, gan.latent_dim),
+    if opts.relativistic:  # G's own latents, from the latents' key folded with 1 (the
+        # augmentation key's folds belong to augment.draw and D's numbers)
+        g_z = jax.random.normal(jax.random.fold_in(z_key, 1), (batch_size, gan.latent_dim),
                                 jnp.float32)
     return StepNumbers(z, fake_labels, aug, g_z)
 
