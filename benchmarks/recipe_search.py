@@ -193,9 +193,9 @@ def tree_cpu_seconds(process) -> float:
     return total
 
 
-def train_to(trial_dir: pathlib.Path, params: dict, source: str, resolution: int, budget: float,
-             core: int) -> dict:
-    """Train (or resume) the trial's run until its CPU seconds reach `budget`; returns the ledger
+def train_to(trial_dir: pathlib.Path, config: str, flags: dict, budget: float, core: int) -> dict:
+    """Train (or resume) `train.py --config CONFIG` with `flags` (--config.KEY=VALUE) in the
+    trial's folder until its CPU seconds reach `budget`; returns the ledger
     {"cpu_seconds", "wall_seconds", "segments"}. The ledger is written after every segment, and
     its running segment's CPU every few seconds, so an interrupted search loses little."""
     import psutil
@@ -207,10 +207,9 @@ def train_to(trial_dir: pathlib.Path, params: dict, source: str, resolution: int
     ledger.pop("running", None)
     if ledger["cpu_seconds"] >= budget:
         return ledger
-    config, flags = overrides(params, source, resolution)
-    flags.update({"train.num_steps": NEVER, "checkpoint.every_steps": NEVER,
-                  "train.sample_every_steps": NEVER, "eval.every_steps": 0,
-                  "train.log_every_steps": 100, "checkpoint.keep": 1})
+    flags = {**flags, "train.num_steps": NEVER, "checkpoint.every_steps": NEVER,
+             "train.sample_every_steps": NEVER, "eval.every_steps": 0,
+             "train.log_every_steps": 100, "checkpoint.keep": 1}
     command = ["taskset", "-c", str(core), "nice", "-n", "10", sys.executable, "train.py",
                "--config", config, "--workdir", str(trial_dir / "run")]
     command += [f"--config.{k}={v}" for k, v in flags.items()]
@@ -343,7 +342,7 @@ def train_and_score(args, run_dir: pathlib.Path, params: dict, budget: float, co
     result_path = run_dir / f"budget_{budget:.0f}.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
-    ledger = train_to(run_dir, params, args.source, args.resolution, budget, core)
+    ledger = train_to(run_dir, *overrides(params, args.source, args.resolution), budget, core)
     grid = results_dir(args) / "grids" / grid_name
     values = evaluate_trial(run_dir, pathlib.Path(args.out) / "shared", args.num, core, grid)
     result = {**identity, "budget": budget, "params": params, "recipe": describe(params),
