@@ -12,8 +12,9 @@ pointed at the digits, and art_cpu.py's training settings on the digits default'
 photo crops (benchmarks/recipes.py's folder: 150 random 64-px crops of each of scikit-learn's two
 sample photographs, trained at 32 px) folder.py at 32 px (the search's DCGAN baseline) against
 art_cpu.py. Budgets are CPU seconds on one pinned core, compilation included (1,000 CPU-s is
-about 10 minutes on 2 cores, 3,000 about 30; the digits default's 12,000 steps take about 300); a larger budget continues the run of the smaller
-one. Rerunning the command continues where it stopped; finished runs are read back.
+about 10 minutes on 2 cores, 3,000 about 30; the digits default's 12,000 steps take about 300);
+a larger budget continues the run of the smaller one. Rerunning the command continues where it
+stopped; finished runs are read back.
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 on the official code's own random numbers, every geometric operation gives the official inverse
 matrix and every colour operation and cutout the official pixels, within float32 rounding bounds
 derived there. Needs torch, scipy and a checkout of the official code (brownvc/R3GAN or
-NVlabs/stylegan2-ada-pytorch, not copied here: NVIDIA's licence) named by JAXGAN_AUGMENT_PIPE_SOURCE:
+NVlabs/stylegan2-ada-pytorch, not copied here: NVIDIA's licence) named by
+JAXGAN_AUGMENT_PIPE_SOURCE:
 
   git clone https://github.com/brownvc/R3GAN /tmp/R3GAN
   JAXGAN_AUGMENT_PIPE_SOURCE=/tmp/R3GAN python -m pytest tests/test_augment_parity.py

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxgan.models.cpu_conv import (FUSED_MAX_FEATURES, DownConv2x, UpConv2x, conv_same,
-                                  downconv2x, upconv2x)
+from jaxgan.models import cpu_conv
+from jaxgan.models.cpu_conv import (FUSED_MAX_FEATURES, MATMUL_MIN_FEATURES, DownConv2x,
+                                    UpConv2x, conv_same, downconv2x, upconv2x)
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 DN = ("NHWC", "HWIO", "NHWC")
@@ -311,8 +312,30 @@ def _conv_same_gradients(conv, x, kernel, dy):
     return jax.jit(lambda x, k: (conv(x, k),) + jax.grad(loss, (0, 1))(x, k))(x, kernel)
 
 
+@pytest.fixture
+def products_for_any_size(monkeypatch):
+    """The per-tap products for the small inputs below too (they start at MATMUL_MIN_INPUT)."""
+    monkeypatch.setattr(cpu_conv, "MATMUL_MIN_INPUT", 0)
+
+
+def _kernel_grad_products(x_shape, cout=8):
+    """How many matrix products conv_same's kernel gradient takes for an input of x_shape."""
+    x, kernel = jnp.ones(x_shape), jnp.ones((3, 3, x_shape[-1], cout))
+    jaxpr = jax.make_jaxpr(jax.grad(lambda k: conv_same(
+        x, k, (1, 1), "SAME", dimension_numbers=DN).sum()))(kernel).jaxpr
+    return sum(e.primitive.name == "dot_general" for e in jaxpr.eqns)
+
+
+def test_conv_same_uses_products_from_its_input_size_on():
+    # Below MATMUL_MIN_INPUT values per image XLA's own kernel gradient was the faster.
+    limit = cpu_conv.MATMUL_MIN_INPUT
+    assert _kernel_grad_products((2, 32, 32, limit // 1024 - 1)) == 0
+    assert _kernel_grad_products((2, 32, 32, limit // 1024)) == 9  # one per tap
+    assert _kernel_grad_products((2, 32, 32, limit // 1024), cout=MATMUL_MIN_FEATURES - 1) == 0
+
+
 @pytest.mark.parametrize("k", [1, 3, 5])
-def test_conv_same_equals_xla_convolution_and_its_gradients(k):
+def test_conv_same_equals_xla_convolution_and_its_gradients(k, products_for_any_size):
     rng = np.random.default_rng(k)
     x = rng.normal(size=(3, 6, 5, 4)).astype(np.float32)
     kernel = rng.normal(size=(k, k, 4, 8)).astype(np.float32)
@@ -334,7 +357,7 @@ def test_conv_same_equals_xla_convolution_and_its_gradients(k):
     np.testing.assert_allclose(ours[2], expected, **TOL)
 
 
-def test_conv_same_in_flax_conv_and_fallback_for_other_convolutions():
+def test_conv_same_in_flax_conv_and_fallback_for_other_convolutions(products_for_any_size):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
     assert conv_same(x, np.ones((3, 3, 3, 8), np.float32), (1, 1), "SAME", dimension_numbers=DN

@@ -396,20 +396,31 @@ class DownConv2x(_Conv4x4Stride2):
 # gradient as matrix products
 # ---------------------------------------------------------------------------------------------
 #
-# Why hand-written: XLA:CPU computes the kernel gradient of a stride-1 3x3 convolution 2-23x
-# slower than the convolution itself (2-core EPYC, batch 64, benchmarks/conv_same.py: 64x64,
-# 64 -> 32 channels: forward 278 ms, kernel gradient 1,276 ms; 32x32, 128 -> 64: forward 176 ms,
-# kernel gradient 4,096 ms), which made the resnet family's step 3x slower than PyTorch's on a
-# CPU. Per tap (i, j) of a k x k kernel the gradient is one matrix product, dK[i, j] = X_ij^T dY,
-# with X_ij the padded input shifted by (i, j) and flattened to (B*H*W, Cin): 561 ms and 360 ms
-# for those two. Forward and input gradient stay XLA's (both fast). Not used for fewer than
-# MATMUL_MIN_FEATURES output channels (the RGB output layer: the skinny matmuls lose there) nor
-# off CPUs (GPU and TPU convolution libraries compute this gradient well).
+# Why hand-written: XLA:CPU computes the kernel gradient of some stride-1 3x3 convolutions much
+# slower than the convolution itself, the large ones above all. Per tap (i, j) of a k x k kernel
+# the gradient is one matrix product, dK[i, j] = X_ij^T dY, with X_ij the padded input shifted by
+# (i, j) and flattened to (B*H*W, Cin). Measured on a 2-core EPYC, batch 64
+# (benchmarks/conv_same.py): with jax 0.7, 64x64, 64 -> 32 channels: XLA's kernel gradient
+# 1,276 ms, the products 561 ms; 32x32, 128 -> 64: 4,096 against 360 ms. On Zen 4 with jax 0.10
+# (2026-12-07, shared machine, so ratios): 64x64x64 -> 32: 615 against 510 ms, 64x64x32 -> 32:
+# 416 / 281, 32x32x128 -> 64: 367 / 286 -- but XLA's is the faster below about 128K input
+# values per image (H*W*Cin): 32x32x64 -> 64: 105 / 196, 16x16x256 -> 128: 112 / 169, 8x8x256:
+# 44 / 59, and at the 32-px recipes' widths 16-64 by 1.5-5x (benchmarks/conv_taps.py). So the
+# products are used for inputs of at least MATMUL_MIN_INPUT values per image (whole resnet steps
+# at 32 px, widths 16, got 14-22% faster with this limit, jax 0.7 and 0.10, fastgan_cpu.py's
+# 11-13%; art.py's at 64 px did not change), for at least MATMUL_MIN_FEATURES output channels
+# (the RGB output layer: the skinny products lose there) and on CPUs only (GPU and TPU
+# convolution libraries compute this gradient well). Forward and input gradient stay XLA's:
+# per-tap and stacked (im2col) products lost to them at the recipes' 3x3 shapes. 1x1
+# convolutions as plain products were faster alone (about 1 ms of 1.5-4.6 ms) but left whole
+# resnet steps unchanged, so they stay XLA's too (benchmarks/conv_taps.py).
 MATMUL_MIN_FEATURES = 8
+MATMUL_MIN_INPUT = 128 * 1024  # H * W * Cin of one image
 
 
-def _is_same_stride1(kernel, strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-                     feature_group_count):
+def _uses_products(lhs, kernel, strides, padding, lhs_dilation, rhs_dilation,
+                   dimension_numbers, feature_group_count):
+    """Whether conv_same computes this convolution's kernel gradient as per-tap products."""
     k = kernel.shape[0]
     pads = padding if isinstance(padding, str) else tuple(map(tuple, padding))
     return (kernel.ndim == 4 and kernel.shape[1] == k and k % 2 == 1
@@ -418,7 +429,8 @@ def _is_same_stride1(kernel, strides, padding, lhs_dilation, rhs_dilation, dimen
             and all(d in (None, 1, (1, 1)) for d in (lhs_dilation, rhs_dilation))
             and pads in ("SAME", ((k // 2, k // 2),) * 2)
             and lax.conv_dimension_numbers((1, 1, 1, 1), kernel.shape, dimension_numbers)
-            == lax.conv_dimension_numbers((1, 1, 1, 1), kernel.shape, _DN))
+            == lax.conv_dimension_numbers((1, 1, 1, 1), kernel.shape, _DN)
+            and lhs.ndim == 4 and lhs.shape[1] * lhs.shape[2] * lhs.shape[3] >= MATMUL_MIN_INPUT)
 
 
 def _conv_same(x, kernel, precision=None):
@@ -458,12 +470,13 @@ def conv_same(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation
               dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
     """``lax.conv_general_dilated`` with its signature (for ``nn.Conv(...,
     conv_general_dilated=conv_same)``): on a CPU, a stride-1 "SAME" NHWC convolution with an odd
-    square kernel and at least MATMUL_MIN_FEATURES outputs gets the matmul kernel gradient above;
+    square kernel, at least MATMUL_MIN_FEATURES outputs and MATMUL_MIN_INPUT input values per
+    image gets the matmul kernel gradient above;
     anything else, or any other backend, is ``lax.conv_general_dilated`` itself. The forward
     values are identical; the kernel gradient equals XLA's up to float rounding order. Reverse
     mode only on CPUs (a custom VJP; gradients of gradients work, as R1 needs)."""
-    if kwargs or jax.default_backend() != "cpu" or not _is_same_stride1(
-            rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+    if kwargs or jax.default_backend() != "cpu" or not _uses_products(
+            lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
             feature_group_count):
         return lax.conv_general_dilated(
             lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
