@@ -7,6 +7,8 @@ search with successive halving over CPU-time budgets.
   python benchmarks/recipe_search.py --out benchmarks/results/search --table   # the table only
   python benchmarks/recipe_search.py --source folder:/tmp/drawn --out benchmarks/results/search \
       --repeat 0,1 --seeds 1,2 --budget 600 --cores 0,1        # the finalists with two more seeds
+  python benchmarks/recipe_search.py --source folder:/tmp/drawn --out /tmp/r3gan-search \
+      --study r3gan --budgets 1000 --trials 1 --picks 5 --cores 0,1   # R3GAN against the baseline
 
 A trial is one recipe (a point of the search space below) trained by `train.py` on the folder at
 `--resolution` (32 px) and stopped when its CPU budget is spent; its EMA generator is then scored
@@ -69,8 +71,14 @@ class Interrupted(Exception):
     pass
 METRICS = ("fid", "pr", "gan_test", "memorisation", "c2st")
 FAMILY_CONFIGS = {"dcgan": "configs/folder.py", "resnet": "configs/art.py",
-                  "fastgan": "configs/fastgan_cpu.py"}
-WIDTHS = {"dcgan": (32, 64, 96), "resnet": (16, 24, 32), "fastgan": (16, 32)}
+                  "fastgan": "configs/fastgan_cpu.py", "r3gan": "configs/r3gan_cpu.py"}
+WIDTHS = {"dcgan": (32, 64, 96), "resnet": (16, 24, 32), "fastgan": (16, 32), "r3gan": (32, 56)}
+# Families whose config is the recipe: the search varies their width only. R3GAN's objective
+# (RpGAN + R1 + R2), Adam settings, StyleGAN2-ADA augmentation and cosine schedules (over the
+# config's 20,000 steps) are one design, and the search's loss and regulariser choices would
+# take it apart. (Studies made before R3GAN was a family have 3 families: a study's space must
+# not change, so R3GAN is searched in a new --study.)
+OWN_RECIPE = ("r3gan",)
 AUGMENTS = ("", "translation", "color,translation", "color,translation,cutout")
 
 # configs/folder.py's own values: the baseline is this point of the space, so its overrides are
@@ -94,6 +102,7 @@ CANDIDATES = (
      "ada": False, "ema_decay": 0.999, "mode_seeking": 0.0, "lecam": 0.0},
     dict(BASELINE, loss="rpgan", gamma=0.1, b1=0.0, augment="translation", ada=True,
          mode_seeking=0.0, ema_decay=0.995),
+    {"family": "r3gan", "r3gan_width": 56},  # configs/r3gan_cpu.py as it is
 )
 
 
@@ -105,6 +114,8 @@ def suggest(trial) -> dict:
     family = trial.suggest_categorical("family", tuple(FAMILY_CONFIGS))
     params = {"family": family,
               "width": trial.suggest_categorical(f"{family}_width", WIDTHS[family])}
+    if family in OWN_RECIPE:
+        return params
     params["loss"] = trial.suggest_categorical("loss", ("non_saturating", "hinge", "rpgan"))
     if params["loss"] == "rpgan":
         params["gamma"] = trial.suggest_float("gamma", 0.01, 1.0, log=True)
@@ -125,20 +136,22 @@ def overrides(params: dict, source: str, resolution: int) -> tuple[str, dict]:
     """(config file, --config.KEY=VALUE overrides) of a recipe."""
     config = FAMILY_CONFIGS[params["family"]]
     flags = {"data.source": source, "data.resolution": resolution,
-             "model.g_width": params["width"], "model.d_width": params["width"],
-             "train.loss": params["loss"], "train.b1": params["b1"], "train.g_lr": params["g_lr"],
+             "model.g_width": params["width"], "model.d_width": params["width"]}
+    if "seed" in params:  # a finalist repeated with another seed (--repeat)
+        flags["seed"] = params["seed"]
+    if params["family"] in OWN_RECIPE:
+        return config, flags
+    flags.update({"train.loss": params["loss"], "train.b1": params["b1"], "train.g_lr": params["g_lr"],
              "train.d_lr": params["d_lr"], "train.batch_size": params["batch_size"],
              "train.n_critic": params["n_critic"], "train.augment": params["augment"],
              "train.ema_decay": params["ema_decay"], "train.mode_seeking": params["mode_seeking"],
-             "train.lecam": params["lecam"]}
+             "train.lecam": params["lecam"]})
     if params["loss"] == "rpgan":
         # R3GAN: R1 and R2 with the same gamma; lazily every 4th step to halve their CPU cost.
         flags.update({"train.r1_gamma": params["gamma"], "train.r2_gamma": params["gamma"],
                       "train.r1_every": 4})
     else:
         flags.update({"train.r1_gamma": 0.0, "train.r2_gamma": 0.0})
-    if "seed" in params:  # a finalist repeated with another seed (--repeat)
-        flags["seed"] = params["seed"]
     if params["ada"]:
         # ADA's target 0.6; its speed set for short runs (ADA's 500 kimg would never move p here).
         flags.update({"train.augment_p": 0.0, "train.ada_target": 0.6, "train.ada_kimg": 10.0})
@@ -157,7 +170,11 @@ def params_from_trial(trial_params: dict) -> dict:
 
 
 def describe(params: dict) -> str:
-    text = f"{params['family']} w{params['width']} {params['loss']}"
+    text = f"{params['family']} w{params['width']}"
+    if params["family"] in OWN_RECIPE:
+        return text + f" ({FAMILY_CONFIGS[params['family']]}'s own recipe)" + (
+            f" seed{params['seed']}" if "seed" in params else "")
+    text += f" {params['loss']}"
     if params["loss"] == "rpgan":
         text += f" g{params['gamma']:.2g}"
     text += (f" b1={params['b1']:g} lr {params['g_lr']:.1e}/{params['d_lr']:.1e} "
@@ -423,8 +440,8 @@ def run_bracket(args, study, cores) -> bool:
         bracket = 1 + max([t.user_attrs.get("bracket", -1) for t in study.get_trials(
             deepcopy=False)], default=-1)
         study.enqueue_trial(BASELINE, user_attrs={"baseline": True}, skip_if_exists=False)
-        picks = CANDIDATES if bracket == 0 else ()
-        for pick in picks[:max(args.trials - 1, 0)]:
+        picks = [CANDIDATES[i] for i in args.picks] if bracket == 0 else ()
+        for pick in picks[:args.trials]:
             study.enqueue_trial(pick)
         for _ in range(args.trials + 1):  # the enqueued ones first
             trial = study.ask()
@@ -630,6 +647,8 @@ def main(argv=None):
     parser.add_argument("--stop-at", default="", help="HH:MM UTC (its next occurrence) or "
                         "YYYY-MM-DDTHH:MM UTC: start no segment that could end after it")
     parser.add_argument("--study", default="recipes")
+    parser.add_argument("--picks", default="", help="comma list: which of CANDIDATES (0-based) "
+                        "the first bracket runs beside the baseline (default: all, in order)")
     parser.add_argument("--table", action="store_true", help="print the table and exit")
     parser.add_argument("--repeat", default="", help="comma list of trial numbers: run them again "
                         "with each of --seeds at --budget (the finalists' spread), no search")
@@ -643,6 +662,12 @@ def main(argv=None):
         return
     if not args.source.startswith("folder:"):
         parser.error("--source folder:PATH is required")
+    try:
+        args.picks = ([int(i) for i in args.picks.split(",")] if args.picks
+                      else list(range(len(CANDIDATES))))
+        [CANDIDATES[i] for i in args.picks]  # noqa: B018 (checks the numbers)
+    except (ValueError, IndexError):
+        parser.error(f"--picks: comma list of 0-{len(CANDIDATES) - 1}, not {args.picks!r}")
     out.mkdir(parents=True, exist_ok=True)
     previous = {sig: signal.signal(sig, lambda *_: STOPPING.set())
                 for sig in (signal.SIGTERM, signal.SIGINT)}

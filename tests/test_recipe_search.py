@@ -35,6 +35,12 @@ def test_every_candidate_is_a_valid_config():
         config = resolved(params)
         assert config.model.arch == params["family"]
         assert config.data.resolution == 32
+        if params["family"] in recipe_search.OWN_RECIPE:  # the family's config, widths aside
+            own = _common.load_config(recipe_search.FAMILY_CONFIGS[params["family"]], [
+                f"data.source={SOURCE}", "data.resolution=32",
+                *(f"model.{side}_width={params[params['family'] + '_width']}" for side in "gd")])
+            assert config.to_dict() == own.to_dict()
+            continue
         if params.get("ada"):
             assert (config.train.augment_p, config.train.ada_target) == (0.0, 0.6)
         if params["loss"] == "rpgan":
@@ -115,6 +121,30 @@ def test_successive_halving_keeps_best_and_baseline_and_resumes(tmp_path, monkey
     recipe_search.main(argv)  # the bracket is done: a rerun trains nothing and asks no trial
     assert len(runs) == done
     assert len(optuna.load_study(study_name="recipes", storage=f"sqlite:///{tmp_path / 'study.sqlite3'}").trials) == 6
+
+
+def test_picks_choose_the_first_brackets_candidates(tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    seen = []
+
+    def run_segment(args, number, params, budget, core):
+        seen.append(params)
+        result = {"trial": number, "budget": budget, "params": params, "step": 1,
+                  "recipe": recipe_search.describe(params), "cpu_seconds": budget,
+                  "wall_seconds": budget, "c2st_classifier_accuracy": 0.6,
+                  "gan_test_accuracy": 0.7, "real_held_out_accuracy": 0.7, "grid": "g.png"}
+        return dict(result, score=recipe_search.score(result))
+
+    monkeypatch.setattr(recipe_search, "run_segment", run_segment)
+    r3gan = recipe_search.CANDIDATES.index({"family": "r3gan", "r3gan_width": 56})
+    recipe_search.main(["--source", SOURCE, "--out", str(tmp_path), "--budgets", "10",
+                        "--trials", "1", "--picks", str(r3gan), "--cores", "0"])
+    # The baseline and the one pick, nothing else (--trials 1: one trial beside the baseline).
+    assert seen == [recipe_search.params_from_trial(recipe_search.BASELINE),
+                    {"family": "r3gan", "width": 56, "ada": False}]
+    assert recipe_search.describe(seen[1]) == "r3gan w56 (configs/r3gan_cpu.py's own recipe)"
+    with pytest.raises(SystemExit):
+        recipe_search.main(["--source", SOURCE, "--out", str(tmp_path), "--picks", "99"])
 
 
 def test_art_cpu_is_the_recipe_the_search_chose():
