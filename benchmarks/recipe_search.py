@@ -141,11 +141,12 @@ def overrides(params: dict, source: str, resolution: int) -> tuple[str, dict]:
         flags["seed"] = params["seed"]
     if params["family"] in OWN_RECIPE:
         return config, flags
-    flags.update({"train.loss": params["loss"], "train.b1": params["b1"], "train.g_lr": params["g_lr"],
-             "train.d_lr": params["d_lr"], "train.batch_size": params["batch_size"],
-             "train.n_critic": params["n_critic"], "train.augment": params["augment"],
-             "train.ema_decay": params["ema_decay"], "train.mode_seeking": params["mode_seeking"],
-             "train.lecam": params["lecam"]})
+    flags.update({
+        "train.loss": params["loss"], "train.b1": params["b1"], "train.g_lr": params["g_lr"],
+        "train.d_lr": params["d_lr"], "train.batch_size": params["batch_size"],
+        "train.n_critic": params["n_critic"], "train.augment": params["augment"],
+        "train.ema_decay": params["ema_decay"], "train.mode_seeking": params["mode_seeking"],
+        "train.lecam": params["lecam"]})
     if params["loss"] == "rpgan":
         # R3GAN: R1 and R2 with the same gamma; lazily every 4th step to halve their CPU cost.
         flags.update({"train.r1_gamma": params["gamma"], "train.r2_gamma": params["gamma"],
