@@ -103,8 +103,8 @@ CANDIDATES = (
     dict(BASELINE, loss="rpgan", gamma=0.1, b1=0.0, augment="translation", ada=True,
          mode_seeking=0.0, ema_decay=0.995),
     {"family": "r3gan", "r3gan_width": 56},  # configs/r3gan_cpu.py as it is
-    # configs/art_cpu.py at batch 32: on one Zen 4 core jaxgan's DCGAN step at 32 px saw 147
-    # images/s at batch 32 against 92 at 64 (benchmarks/step_throughput.py, 2026-12-07).
+    # configs/art_cpu.py at batch 32: 1.8x the updates per CPU-second for 0.9x the images (its
+    # step on one Zen 4 core: 242 ms at batch 32, 436 ms at 64; step_throughput.py, 2026-12-07).
     dict(BASELINE, loss="hinge", b1=0.0, augment="translation", ada=False, lecam=0.3,
          mode_seeking=0.0, ema_decay=0.995, batch_size=32),
 )
