@@ -400,8 +400,8 @@ class DownConv2x(_Conv4x4Stride2):
 # slower than the convolution itself, the large ones above all. Per tap (i, j) of a k x k kernel
 # the gradient is one matrix product, dK[i, j] = X_ij^T dY, with X_ij the padded input shifted by
 # (i, j) and flattened to (B*H*W, Cin). Measured on a 2-core EPYC, batch 64
-# (benchmarks/conv_same.py): with jax 0.7, 64x64, 64 -> 32 channels: XLA's kernel gradient
-# 1,276 ms, the products 561 ms; 32x32, 128 -> 64: 4,096 against 360 ms. On Zen 4 with jax 0.10
+# (benchmarks/conv_same.py), when this was written: 64x64, 64 -> 32 channels: XLA's kernel
+# gradient 1,276 ms, the products 561 ms; 32x32, 128 -> 64: 4,096 against 360 ms. On Zen 4, jax 0.10
 # (2026-12-07, shared machine, so ratios): 64x64x64 -> 32: 615 against 510 ms, 64x64x32 -> 32:
 # 416 / 281, 32x32x128 -> 64: 367 / 286 -- but XLA's is the faster below about 128K input
 # values per image (H*W*Cin): 32x32x64 -> 64: 105 / 196, 16x16x256 -> 128: 112 / 169, 8x8x256:
@@ -471,8 +471,8 @@ def conv_same(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation
     """``lax.conv_general_dilated`` with its signature (for ``nn.Conv(...,
     conv_general_dilated=conv_same)``): on a CPU, a stride-1 "SAME" NHWC convolution with an odd
     square kernel, at least MATMUL_MIN_FEATURES outputs and MATMUL_MIN_INPUT input values per
-    image gets the matmul kernel gradient above;
-    anything else, or any other backend, is ``lax.conv_general_dilated`` itself. The forward
+    image gets the matmul kernel gradient above; anything else, or any other backend, is
+    ``lax.conv_general_dilated`` itself. The forward
     values are identical; the kernel gradient equals XLA's up to float rounding order. Reverse
     mode only on CPUs (a custom VJP; gradients of gradients work, as R1 needs)."""
     if kwargs or jax.default_backend() != "cpu" or not _uses_products(
