@@ -78,6 +78,14 @@ def parse_value(text: str, current):
     return text
 
 
+def timing_arguments(doc: str, argv=None, batch: int = 64) -> argparse.Namespace:
+    """--batch and --reps of the convolution timing scripts."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=batch)
+    parser.add_argument("--reps", type=int, default=5)
+    return parser.parse_args(argv)
+
+
 def config_arguments(parser: argparse.ArgumentParser, default="configs/digits.py"):
     parser.add_argument("--config", default=default)
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",

@@ -11,7 +11,6 @@ columns are then XLA's and the difference is 0.
 """
 from __future__ import annotations
 
-import argparse
 
 import _common
 
@@ -21,10 +20,7 @@ SHAPES = ((64, 64, 32), (64, 32, 32), (32, 128, 64), (32, 64, 64), (16, 256, 128
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--reps", type=int, default=5)
-    args = parser.parse_args(argv)
+    args = _common.timing_arguments(__doc__, argv)
     import jax
     import jax.numpy as jnp
     from jax import lax

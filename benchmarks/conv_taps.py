@@ -20,7 +20,6 @@ jitted calls.
 """
 from __future__ import annotations
 
-import argparse
 
 import _common
 
@@ -86,10 +85,7 @@ def implementations(form: str):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--reps", type=int, default=5)
-    args = parser.parse_args(argv)
+    args = _common.timing_arguments(__doc__, argv)
     import jax
     import jax.numpy as jnp
 

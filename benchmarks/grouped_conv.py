@@ -12,7 +12,6 @@ between their outputs.
 """
 from __future__ import annotations
 
-import argparse
 
 import _common
 
@@ -22,10 +21,7 @@ SHAPES = ((32, 128, 16), (16, 128, 16), (8, 128, 16), (32, 160, 16))
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--reps", type=int, default=5)
-    args = parser.parse_args(argv)
+    args = _common.timing_arguments(__doc__, argv, batch=32)
     import jax
     import jax.numpy as jnp
     from jaxgan.models.r3gan import grouped_conv3x3_taps, grouped_conv3x3_xla
