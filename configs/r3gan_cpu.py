@@ -10,12 +10,13 @@ stage, z of 64), with every schedule fitted to this run's length (20,000 steps o
 1,280 kimg; the EMA half-life grows to a quarter of it, as in the CIFAR-10 preset). Parameters
 (2 classes): G 239,528 and D 235,480, about the resnet family's at widths 16 (configs/art.py
 shrunk as its docstring says: G 369,539, D 66,913).
-Expected: slow on a CPU, as every R3GAN step differentiates D's penalties twice: measured 91 s
-per step (the resnet family at widths 16 with the same objective: 104 s) on a 2-core AMD EPYC
-that other jobs loaded 6-10x over (README's model section); a quiet machine is several times
-faster, still seconds per step. For more steps per minute: --config.train.batch_size=16, or lazy
-penalties (--config.train.r1_every=16, StyleGAN2's; not R3GAN's). Its quality on the photo
-folder: benchmarks/recipes.py --runs "r3gan (r3gan_cpu.py)" (not run yet).
+Expected: slow on a CPU: XLA counts 3.1 GFLOP per image per step (R1 and R2 differentiate D
+twice). Measured 1.6 s per step at batch 16 on one core of a 2-core AMD EPYC Zen 4 (the resnet
+family at widths 16 with the same objective: 0.39 s; README's model section), so seconds per
+step at batch 64. For more steps per minute: --config.train.batch_size=16, or lazy
+penalties (--config.train.r1_every=16, StyleGAN2's; not R3GAN's). In the recipe search on the
+drawn folder (benchmarks/recipe_search.py, study r3gan, before the grouped convolution ran per
+group) it made 40 steps in 1,000 CPU-seconds: blobs (C2ST 0.965), where DCGAN made 2,560.
 Smoke run: --config.train.num_steps=4 --config.model.g_width=8 --config.model.d_width=8
 --config.model.group_width=4 --config.model.blocks_per_stage=1
 """

@@ -173,8 +173,10 @@ def test_grouped_convolution_forms_agree():
     kernel = jax.random.normal(jax.random.key(1), (3, 3, 2, 8))
     xla = r3gan.grouped_conv3x3_xla(x, kernel, 4)
     taps = r3gan.grouped_conv3x3_taps(x, kernel, 4)
+    per_group = r3gan.grouped_conv3x3_per_group(x, kernel, 4)
     # 18 products of normals per output: rounding well below 1e-5 of the outputs' scale.
     np.testing.assert_allclose(taps, xla, atol=1e-5 * float(jnp.abs(xla).max()))
+    np.testing.assert_allclose(per_group, xla, atol=1e-5 * float(jnp.abs(xla).max()))
 
 
 # ------------------------------------------------------------------------------ conditioning

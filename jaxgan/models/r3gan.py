@@ -144,19 +144,38 @@ def grouped_conv3x3_taps(x_BHWC, kernel, groups: int):
     return y.reshape(b, h, w, out)
 
 
-# Which form runs on CPUs ("xla" or "taps"). XLA:CPU differentiates grouped convolutions slowly:
-# benchmarks/grouped_conv.py (2-core AMD EPYC, batch 16, 128 expanded channels in groups of 16,
-# machine shared with other jobs) measured forward + both gradients at 32x32 / 16x16 / 8x8 in
-# 10.3 s / 2.73 s / 538 ms with XLA's convolution and 2.54 s / 392 ms / 31 ms per tap, and R1's
-# double backward 19.2 s / 4.95 s / 868 ms against 2.64 s / 556 ms / 51 ms; XLA's forward alone
-# is faster (7 ms against 12 ms at 8x8) but training needs the gradients. Accelerators always
+def grouped_conv3x3_per_group(x_BHWC, kernel, groups: int):
+    """The same sums as `groups` dense 3x3 convolutions, one per group, side by side: XLA:CPU
+    runs dense convolutions and their gradients through its fast kernels, while the grouped
+    convolution and the batched product above leave most of the CPU idle."""
+    per_group, out = kernel.shape[2], kernel.shape[3]
+    per_out = out // groups
+    return jnp.concatenate([
+        jax.lax.conv_general_dilated(
+            x_BHWC[..., g * per_group:(g + 1) * per_group],
+            kernel[..., g * per_out:(g + 1) * per_out], (1, 1), ((1, 1), (1, 1)),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        for g in range(groups)], axis=-1)
+
+
+# Which form runs on CPUs ("xla", "taps" or "per_group"). XLA:CPU differentiates grouped
+# convolutions slowly, and the batched product of the taps leaves most of the CPU idle as well:
+# benchmarks/grouped_conv.py (2-core AMD EPYC Zen 4, batch 16, one other job on the machine,
+# 2026-12-07) measured forward / forward + both gradients / R1's double backward at configs/
+# r3gan_cpu.py's 32x32 blocks (112 expanded channels, 7 groups) in 67 ms / 2.07 s / 4.08 s with
+# XLA's grouped convolution, 232 / 447 / 597 ms per tap and 16 / 47 / 146 ms per group; at
+# 16x16 and 8x8 with 128 channels, and with 32 or 48 groups, per group was the fastest too,
+# except R1 at 48 groups (196 against 175 ms per tap). Only at the CIFAR-10 preset's 96 groups
+# is R1 twice the taps' (838 against 428 ms) while forward + gradients take a third (108 against
+# 353 ms): about level per step, which differentiates D twice for every R1. Accelerators always
 # run XLA's (their convolution libraries do grouped convolutions well).
-GROUPED_IMPL = "taps"
+GROUPED_IMPL = "per_group"
+CPU_FORMS = {"taps": grouped_conv3x3_taps, "per_group": grouped_conv3x3_per_group}
 
 
 def grouped_conv3x3(x_BHWC, kernel, groups: int):
-    if jax.default_backend() == "cpu" and GROUPED_IMPL == "taps":
-        return grouped_conv3x3_taps(x_BHWC, kernel, groups)
+    if jax.default_backend() == "cpu" and GROUPED_IMPL in CPU_FORMS:
+        return CPU_FORMS[GROUPED_IMPL](x_BHWC, kernel, groups)
     return grouped_conv3x3_xla(x_BHWC, kernel, groups)
 
 
