@@ -1,7 +1,7 @@
 """Every convolution form the CPU recipes use at 32 px, XLA:CPU's own against matrix-product
 rewrites: forward, input gradient and kernel gradient of each, side by side.
 
-  python benchmarks/conv_taps.py                 # batch 64 (configs/art_cpu.py's)
+  python benchmarks/conv_taps.py                 # batch 64 (configs/folder.py's)
   python benchmarks/conv_taps.py --batch 32 --reps 3
 
 Forms and shapes (H x W x Cin -> Cout of the layer's input):

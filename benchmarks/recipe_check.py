@@ -14,7 +14,8 @@ sample photographs, trained at 32 px) folder.py at 32 px (the search's DCGAN bas
 art_cpu.py. Budgets are CPU seconds on one pinned core, compilation included (1,000 CPU-s is
 about 10 minutes on 2 cores, 3,000 about 30; the digits default's 12,000 steps take about 300);
 a larger budget continues the run of the smaller one. Rerunning the command continues where it
-stopped; finished runs are read back.
+stopped; finished runs are read back. benchmarks/results/recipe_check/ was made with art_cpu.py
+at batch 64, as it was until the r3gan study's bracket (README) set it to 32.
 """
 from __future__ import annotations
 

@@ -103,15 +103,20 @@ CANDIDATES = (
     dict(BASELINE, loss="rpgan", gamma=0.1, b1=0.0, augment="translation", ada=True,
          mode_seeking=0.0, ema_decay=0.995),
     {"family": "r3gan", "r3gan_width": 56},  # configs/r3gan_cpu.py as it is
-    # configs/art_cpu.py at batch 32: 1.8x the updates per CPU-second for 0.9x the images (its
-    # step on one Zen 4 core: 242 ms at batch 32, 436 ms at 64; step_throughput.py, 2026-12-07).
+    # The first winner (configs/art_cpu.py until the r3gan study's bracket made this candidate
+    # the winner) at batch 32: 1.8x the updates per CPU-second for 0.9x the images (its step on
+    # one Zen 4 core: 242 ms at batch 32, 436 ms at 64; step_throughput.py, 2026-12-07).
     dict(BASELINE, loss="hinge", b1=0.0, augment="translation", ada=False, lecam=0.3,
          mode_seeking=0.0, ema_decay=0.995, batch_size=32),
-    # configs/art_cpu.py at batch 128: more images per CPU-second (the 32-px DCGAN step's
+    # The first winner at batch 128: more images per CPU-second (the 32-px DCGAN step's
     # images/s grows with the batch, benchmarks/README.md), and on the digits at 1,000 CPU-s it
     # was the best of the laptop recipe's variants (benchmarks/results/recipe_check/).
     dict(BASELINE, loss="hinge", b1=0.0, augment="translation", ada=False, lecam=0.3,
          mode_seeking=0.0, ema_decay=0.995, batch_size=128),
+    # The same at batch 16, after batch 32 beat 64 and 128 at 1,000 CPU-s: 4x the updates of
+    # batch 64 per CPU-second.
+    dict(BASELINE, loss="hinge", b1=0.0, augment="translation", ada=False, lecam=0.3,
+         mode_seeking=0.0, ema_decay=0.995, batch_size=16),
 )
 
 
