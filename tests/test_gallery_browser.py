@@ -61,6 +61,37 @@ def wait_rated(page, index, value):
     page.wait_for_selector(f'.card[data-index="{index}"] .rate.on[data-value="{value}"]')
 
 
+# Every answer to /api/state arrives 1.5 s late: the page must not let it undo a rating typed meanwhile.
+SLOW_STATE = """
+const realFetch = window.fetch;
+window.fetch = async (url, options) => {
+  const response = await realFetch(url, options);
+  if (String(url).startsWith("/api/state")) await new Promise((done) => setTimeout(done, 1500));
+  return response;
+};
+"""
+
+
+def test_rating_typed_while_the_raters_state_loads_is_kept(browser, tmp_path_factory):
+    _, sampler = trained_run(tmp_path_factory)
+    gallery = Gallery(sampler, copy_run(tmp_path_factory, "gallery-slow-state"), seed=0, num=20)
+    with serving(gallery) as base:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.add_init_script(SLOW_STATE)
+        page.goto(base + "/")
+        page.wait_for_selector(".card")
+        page.fill("#rater", "carol")
+        page.press("#rater", "Enter")  # starts loading carol's (empty) state: 1.5 s
+        page.click('.card[data-index="4"] .rate[data-value="2"]')
+        wait_rated(page, 4, 2)
+        page.wait_for_timeout(2500)  # the late answer has arrived
+        wait_rated(page, 4, 2)
+        assert page.inner_text("#progress") == "Rated 1 of 20."
+        context.close()
+    assert [(r["rater"], r["kind"], r["value"]) for r in gallery.store.rows()] == [("carol", "rating", 2)]
+
+
 def test_two_raters_trials_reload_report(gallery, browser, tmp_path):
     shots = tmp_path / "screenshots"
     shots.mkdir()

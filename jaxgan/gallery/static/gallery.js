@@ -4,6 +4,10 @@ let images = [];          // [{id, seed, class_index, class_name}] in page order
 let state = {};           // image id -> {rating, favourite, copied} for this rater
 let selected = 0;
 let step = 0;
+// Judgements made while the rater's state is being fetched: laid over the fetched state, so a
+// rating typed just after the name never vanishes when the (older) answer arrives.
+let madeWhileLoading = null;  // image id -> {kind: value}
+let loadGeneration = 0;
 
 // "impressionism", or "class 7" where class names are bare numbers (digits)
 function className(image) {
@@ -142,11 +146,15 @@ async function judge(i, kind, value) {
   const entry = state[image.id] || (state[image.id] = {});
   const before = entry[kind];
   entry[kind] = kind === "rating" ? value : Number(value);
+  if (madeWhileLoading) (madeWhileLoading[image.id] ||= {})[kind] = entry[kind];
   refreshAll();
   try {
     await postJSON("/api/judge", {rater, image: image.id, kind, value, nonce: nonce()});
   } catch (error) {
-    if (before === undefined) delete entry[kind]; else entry[kind] = before;
+    // `state` may have been replaced by a load meanwhile: undo in whatever holds it now
+    const now = state[image.id] || (state[image.id] = {});
+    if (before === undefined) delete now[kind]; else now[kind] = before;
+    if (madeWhileLoading && madeWhileLoading[image.id]) delete madeWhileLoading[image.id][kind];
     refreshAll();
     showStatus(`Not saved: ${error.message}`, true);
     return false;
@@ -204,7 +212,15 @@ document.addEventListener("keydown", (event) => {
 });
 
 async function loadState(name) {
-  state = name ? await getJSON(`/api/state?rater=${encodeURIComponent(name)}`) : {};
+  const generation = ++loadGeneration;
+  madeWhileLoading = {};
+  const fetched = name ? await getJSON(`/api/state?rater=${encodeURIComponent(name)}`) : {};
+  if (generation !== loadGeneration) return;  // a newer name's load supersedes this one
+  for (const [id, kinds] of Object.entries(madeWhileLoading)) {
+    Object.assign(fetched[id] || (fetched[id] = {}), kinds);
+  }
+  madeWhileLoading = null;
+  state = fetched;
   refreshAll();
 }
 
