@@ -161,6 +161,8 @@ def overrides(params: dict, source: str, resolution: int) -> tuple[str, dict]:
         "train.n_critic": params["n_critic"], "train.augment": params["augment"],
         "train.ema_decay": params["ema_decay"], "train.mode_seeking": params["mode_seeking"],
         "train.lecam": params["lecam"]})
+    if params.get("class_loss"):  # P2GAN's class loss (not in the searched space: added trials)
+        flags["train.class_loss"] = params["class_loss"]
     if params["loss"] == "rpgan":
         # R3GAN: R1 and R2 with the same gamma; lazily every 4th step to halve their CPU cost.
         flags.update({"train.r1_gamma": params["gamma"], "train.r2_gamma": params["gamma"],
@@ -200,6 +202,8 @@ def describe(params: dict) -> str:
         text += " ms0.1"
     if params["lecam"]:
         text += " lecam0.3"
+    if params.get("class_loss"):
+        text += f" class{params['class_loss']:g}"
     if "seed" in params:
         text += f" seed{params['seed']}"
     return text

@@ -24,11 +24,12 @@ from jaxgan.training.state import GAN
 # Each family, tiny, with the tools it trains with that keep state across devices. A family
 # added to the registry must add its line here (test_every_family_is_checked says so).
 FAMILIES = {
-    "dcgan": {"data.resolution": 16},
+    # P2GAN's class loss on D's projection head (its class scores through the step)
+    "dcgan": {"data.resolution": 16, "train.class_loss": 0.5},
     # spectral norm's vectors, an adaptive augmentation p (every augmentation), LeCam's averages
     "resnet": {"model.arch": "resnet", "model.d_norm": "spectral", "data.resolution": 16,
                "train.augment": "color,translation,cutout", "train.augment_p": 0.5,
-               "train.ada_target": 0.6, "train.lecam": 0.3},
+               "train.ada_target": 0.6, "train.lecam": 0.3, "train.class_loss": 0.5},
     # D's reconstruction with its random quadrants, G's noise, both spectral norms, DiffAugment
     "fastgan": {"model.arch": "fastgan", "model.d_norm": "spectral", "model.g_spectral_norm": True,
                 "data.resolution": 32, "train.augment": "color,translation"},
@@ -137,6 +138,39 @@ def test_a_family_is_its_module_and_one_registry_line(tmp_path, monkeypatch):
     assert_steps_agree(one, eight, config)
     assert float(one.metrics["toy_penalty"]) > 0.0
     assert_keeps_the_contract(config, shape, tmp_path)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_projection_head_scores_every_class(family):
+    """train.class_loss reads D's projection head as a classifier: the score D sows for class k
+    is what the head adds to D(x, k), so D(x, k) - D(x, 0) = score_k - score_0 for every image
+    (and every patch logit, fastgan). The bound: each of the C-term sums (the head's for one
+    label, the scores' matmul) rounds by at most C eps sum_i |e_ki phi_i|, and adding the head
+    to D's own logit by eps |D(x, k)|."""
+    # resnet without spectral norm, so that the stored table is the one D uses
+    more = {"model.d_norm": "none"} if family == "resnet" else {}
+    config, shape = config_for(family, "hinge", **more)
+    gan = GAN.build(config_lib.resolve(config), shape, CLASSES)
+    _, d_vars = gan.init_variables(jax.random.key(0))
+    d_vars = perturbed(d_vars, jax.random.key(1))
+    x = jax.random.uniform(jax.random.key(2), (4, *shape), minval=-1.0, maxval=1.0)
+    (_, _), sown = gan.discriminator.apply(d_vars, x, jnp.zeros((4,), jnp.int32), train=False,
+                                           mutable=["intermediates"])
+    features_BC = np.asarray(sown["intermediates"]["class_features"][0], np.float64)
+    scores_BK = np.asarray(sown["intermediates"]["class_logits"][0], np.float64)
+    table_KC = np.asarray(d_vars["params"]["projection"]["embedding"], np.float64)
+    np.testing.assert_array_equal(scores_BK.shape, (4, CLASSES))
+    eps, c = float(jnp.finfo(jnp.float32).eps), features_BC.shape[-1]
+    magnitude_BK = np.abs(features_BC) @ np.abs(table_KC).T   # sum_i |e_ki phi_i|
+    d_by_class = [np.asarray(gan.discriminator.apply(d_vars, x, jnp.full((4,), k), train=False)[0],
+                             np.float64).reshape(4, -1) for k in range(CLASSES)]
+    for k in range(1, CLASSES):
+        bound_BP = (2 * c * eps * (magnitude_BK[:, [k]] + magnitude_BK[:, [0]])
+                    + eps * (np.abs(d_by_class[k]) + np.abs(d_by_class[0])))
+        error_BP = np.abs((d_by_class[k] - d_by_class[0])
+                          - (scores_BK[:, [k]] - scores_BK[:, [0]]))
+        assert np.all(error_BP <= bound_BP), (k, error_BP.max(), bound_BP.min())
+    assert np.ptp(scores_BK, axis=1).min() > 0  # the classes score differently
 
 
 @pytest.mark.parametrize("loss", LOSSES)

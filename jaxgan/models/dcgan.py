@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from jaxgan.errors import UserError
 from jaxgan.models.cpu_conv import DownConv2x, UpConv2x
-from jaxgan.models.norms import ConditionalBatchNorm, batch_norm, embed_labels
+from jaxgan.models.norms import ConditionalBatchNorm, batch_norm, embed_labels, projection
 
 DCGAN_INIT = nn.initializers.normal(0.02)
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 128
@@ -107,7 +107,7 @@ class Discriminator(nn.Module):
         if self.num_classes > 0:
             features_BC = x.astype(jnp.float32).sum(axis=(1, 2))
             embed = nn.Embed(self.num_classes, width, embedding_init=DCGAN_INIT, name="projection")
-            logits = logits + jnp.sum(embed(labels_B) * features_BC, axis=-1)
+            logits = logits + projection(self, embed, labels_B, features_BC)
         return logits, jnp.zeros((), jnp.float32)
 
 

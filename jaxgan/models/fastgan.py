@@ -47,7 +47,7 @@ from jax import lax
 
 from jaxgan.errors import UserError
 from jaxgan.models.cpu_conv import DownConv2x, conv_same
-from jaxgan.models.norms import (ConditionalBatchNorm, batch_norm, embed_labels,
+from jaxgan.models.norms import (ConditionalBatchNorm, batch_norm, projection,
                                  spectrally_normalised, upsample2x)
 
 MIN_RESOLUTION, MAX_RESOLUTION = 32, 1024
@@ -333,10 +333,9 @@ class Discriminator(nn.Module):
                                  axis=1).astype(jnp.float32)
         if self.num_classes > 0:
             features_BC = x.astype(jnp.float32).sum(axis=(1, 2))
-            embedding_BC = embed_labels(nn.Embed(self.num_classes, features_BC.shape[-1],
-                                                 embedding_init=WEIGHT_INIT, name="projection"),
-                                        labels_B)
-            logits = logits + jnp.sum(embedding_BC * features_BC, axis=-1, keepdims=True)
+            embed = nn.Embed(self.num_classes, features_BC.shape[-1], embedding_init=WEIGHT_INIT,
+                             name="projection")
+            logits = logits + projection(self, embed, labels_B, features_BC)[:, None]
         if numbers is None and not self.is_initializing():
             return logits, jnp.zeros((), jnp.float32)
         parts = jnp.zeros((batch,), jnp.int32) if numbers is None else numbers["quadrant"]

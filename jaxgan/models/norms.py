@@ -26,6 +26,26 @@ def embed_labels(embed: nn.Embed, labels):
     return labels.astype(jnp.float32) @ embed.embedding
 
 
+def projection(module: nn.Module, embed: nn.Embed, labels, features_BC):
+    """The projection head's term <embed(label), features> (B,) (Miyato & Koyama 2018).
+
+    Every class's <embedding, features> (B, K) is sown as `intermediates/class_logits`: the
+    head read as a classifier, which train.class_loss trains (P2GAN, Han et al. 2021). Flax
+    keeps a sown value only where `apply` is asked for that collection, so it costs nothing
+    elsewhere and adds no parameter."""
+    embedding_BC = embed_labels(embed, labels).astype(jnp.float32)
+    sow_class_scores(module, features_BC, embed.embedding.astype(jnp.float32))
+    return jnp.sum(embedding_BC * features_BC, axis=-1)
+
+
+def sow_class_scores(module: nn.Module, features_BC, table_KC):
+    """Sow every class's projection score (B, K) as `intermediates/class_logits`, and the
+    features they project (B, C) as `intermediates/class_features` (what a test bounds the
+    scores' rounding by)."""
+    module.sow("intermediates", "class_features", features_BC)
+    module.sow("intermediates", "class_logits", features_BC @ table_KC.T)
+
+
 def upsample2x(x_BHWC):
     """Nearest-neighbour 2x (PyTorch's F.interpolate(scale_factor=2, mode='nearest'))."""
     return jnp.repeat(jnp.repeat(x_BHWC, 2, axis=1), 2, axis=2)

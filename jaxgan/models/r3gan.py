@@ -47,7 +47,7 @@ import jax.numpy as jnp
 from flax.linen.dtypes import promote_dtype
 
 from jaxgan.errors import UserError
-from jaxgan.models.norms import embed_labels
+from jaxgan.models.norms import embed_labels, projection
 
 MIN_RESOLUTION, MAX_RESOLUTION = 8, 1024
 EXPANSION = 2              # ExpansionFactor of every official preset
@@ -302,8 +302,7 @@ class Discriminator(nn.Module):
             return features_BE[:, 0], jnp.zeros((), jnp.float32)
         embed = nn.Embed(self.num_classes, out, name="projection",
                          embedding_init=msr_init(1.0 / math.sqrt(out), self.num_classes))
-        logits = jnp.sum(features_BE * embed_labels(embed, labels_B), axis=-1)
-        return logits, jnp.zeros((), jnp.float32)
+        return projection(self, embed, labels_B, features_BE), jnp.zeros((), jnp.float32)
 
 
 def settings(model_config) -> tuple[int, int]:

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 from jaxgan.errors import UserError
 from jaxgan.models.cpu_conv import conv_same
 from jaxgan.models.norms import (ConditionalBatchNorm, batch_norm, embed_labels,
-                                 spectrally_normalised, upsample2x)
+                                 sow_class_scores, spectrally_normalised, upsample2x)
 
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 256
 ORTHO = nn.initializers.orthogonal()
@@ -217,9 +217,13 @@ class Discriminator(nn.Module):
         features_BC = nn.relu(x).astype(jnp.float32).sum(axis=(1, 2))
         logits = layers.dense(features_BC, 1, name="linear").reshape(-1).astype(jnp.float32)
         if self.num_classes > 0:
-            embedding_BC = layers.embed(labels_B, self.num_classes, features_BC.shape[-1],
-                                        name="projection")
-            logits = logits + jnp.sum(embedding_BC.astype(jnp.float32) * features_BC, axis=-1)
+            # The whole (spectrally normalised) table, then each image's row: the same numbers
+            # as embedding the labels, and every class's score for train.class_loss (as
+            # jaxgan.models.norms.projection sows it for the other families).
+            table_KC = layers.embed(jnp.arange(self.num_classes), self.num_classes,
+                                    features_BC.shape[-1], name="projection").astype(jnp.float32)
+            sow_class_scores(self, features_BC, table_KC)
+            logits = logits + jnp.sum(table_KC[labels_B] * features_BC, axis=-1)
         return logits, jnp.zeros((), jnp.float32)
 
 

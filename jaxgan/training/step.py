@@ -48,6 +48,7 @@ class StepOptions:
     r2_gamma: float = 0.0
     penalty_every: int = 1          # train.r1_every: the lazy interval of R1 and of R2
     lecam: float = 0.0
+    class_loss: float = 0.0         # P2GAN's class loss on D's projection head (0: off)
     batch_size: int = 0             # global batch (ADA and the schedules count images)
     decay_from: int = 0             # learning rates fall linearly to 0 from this step ...
     decay_until: int = 0            # ... to this one (train.num_steps); equal: constant
@@ -66,6 +67,7 @@ class StepOptions:
             ada_target=float(train.ada_target), ada_kimg=float(train.ada_kimg),
             r1_gamma=float(train.r1_gamma), r2_gamma=float(train.r2_gamma),
             penalty_every=int(train.r1_every), lecam=float(train.lecam),
+            class_loss=float(train.get("class_loss", 0.0)),
             batch_size=int(train.batch_size),
             decay_from=round(train.num_steps * (1.0 - train.lr_decay)),
             decay_until=int(train.num_steps), schedule_images=1000.0 * train.schedule_kimg,
@@ -206,6 +208,7 @@ class DiscriminatorOutputs(NamedTuple):
     fake_logits: Any
     stats: Any             # BatchNorm statistics after both batches
     own_loss: Any          # D's own loss on both batches (0 where it has none)
+    real_class_loss: Any   # cross-entropy of D's class scores on the real batch (0: class_loss off)
 
 
 def discriminator_forward(gan, opts: StepOptions, params, stats, batch: Batch, aug: AugmentSlots,
@@ -233,19 +236,37 @@ def discriminator_forward(gan, opts: StepOptions, params, stats, batch: Batch, a
 
 def _forward(gan, opts, params, stats, batch: Batch, aug: AugmentSlots, p, now):
     def logits(labels, numbers, stats, x):
-        """(logits, (new BatchNorm statistics, D's own loss))."""
-        (out, own_loss), upd = gan.discriminator.apply(
-            variables(params, stats), x, labels, train=True, mutable=["batch_stats"], **numbers)
-        return out, (upd.get("batch_stats", {}), own_loss)
+        """(logits, (new BatchNorm statistics, D's own loss, its class loss on `labels`))."""
+        (out, own_loss), upd = apply_discriminator(gan, opts, variables(params, stats), x,
+                                                   labels, **numbers)
+        return out, (upd.get("batch_stats", {}), own_loss, class_loss_of(opts, upd, labels))
 
     numbers = {"numbers": aug.discriminator} if aug.discriminator else {}
-    r1, real_out, (stats, real_own) = penalised(
+    r1, real_out, (stats, real_own, real_class) = penalised(
         opts, functools.partial(logits, batch.real_y, numbers, stats), batch.real_x, aug.real, p,
         opts.r1_gamma, now)
-    r2, fake_out, (stats, fake_own) = penalised(
+    r2, fake_out, (stats, fake_own, _) = penalised(
         opts, functools.partial(logits, batch.fake_y, {}, stats), batch.fake_x, aug.fake, p,
         opts.r2_gamma, now)
-    return DiscriminatorOutputs(r1, r2, real_out, fake_out, stats, real_own + fake_own)
+    return DiscriminatorOutputs(r1, r2, real_out, fake_out, stats, real_own + fake_own,
+                                real_class)
+
+
+def apply_discriminator(gan, opts: StepOptions, d_variables, x, labels, **numbers):
+    """D in training mode: ((logits, own loss), updated collections), with the class scores
+    its projection head sows (`intermediates`) when train.class_loss asks for them."""
+    mutable = ["batch_stats", "intermediates"] if opts.class_loss else ["batch_stats"]
+    return gan.discriminator.apply(d_variables, x, labels, train=True, mutable=mutable,
+                                   **numbers)
+
+
+def class_loss_of(opts: StepOptions, updated: dict, labels):
+    """The mean cross-entropy of D's class scores (sown by its projection head) against
+    `labels`; 0 when train.class_loss is off."""
+    if not opts.class_loss:
+        return jnp.zeros((), jnp.float32)
+    (class_logits_BK,) = updated["intermediates"]["class_logits"]
+    return optax.softmax_cross_entropy_with_integer_labels(class_logits_BK, labels).mean()
 
 
 def penalised(opts: StepOptions, logits_fn, x, aug: dict, p, gamma, now):
@@ -281,6 +302,9 @@ def discriminator_loss(gan: GAN, opts: StepOptions, out: DiscriminatorOutputs, a
     loss = loss + out.own_loss
     if aux_loss_name(gan.discriminator):
         metrics[aux_loss_name(gan.discriminator)] = out.own_loss
+    if opts.class_loss:  # P2GAN: D's projection head also classifies the real images
+        loss = loss + opts.class_loss * out.real_class_loss
+        metrics["d_class"] = out.real_class_loss
     for name, gamma, penalty in (("r1", opts.r1_gamma, out.r1), ("r2", opts.r2_gamma, out.r2)):
         if gamma:
             loss = loss + 0.5 * (gamma * gamma_scale) * opts.penalty_every * penalty
@@ -310,14 +334,15 @@ def generator_forward(gan: GAN, g_stats, z_BZ, y_B):
 
 def generator_loss(gan: GAN, opts: StepOptions, d: DiscriminatorState, batch: Batch, z_BZ,
                    aug: AugmentSlots, p):
-    """G's loss as a function of its fake batch (batch.fake_x): (loss, D's new BatchNorm
-    statistics). The relativistic loss pairs the fakes with the real batch (D sees it, freshly
-    augmented, after the fakes, as R3GAN)."""
+    """G's loss as a function of its fake batch (batch.fake_x): (loss, (D's new BatchNorm
+    statistics, G's extra metrics)). The relativistic loss pairs the fakes with the real batch
+    (D sees it, freshly augmented, after the fakes, as R3GAN)."""
     fake = batch.fake_x
     # (D's own loss is D's objective, not G's.)
-    (logits, _), upd = gan.discriminator.apply(variables(d.params, d.stats),
-                                               opts.seen(fake, aug.fake_in_g, p), batch.fake_y,
-                                               train=True, mutable=["batch_stats"])
+    (logits, _), upd = apply_discriminator(gan, opts, variables(d.params, d.stats),
+                                           opts.seen(fake, aug.fake_in_g, p), batch.fake_y)
+    g_metrics = {}
+    class_loss = class_loss_of(opts, upd, batch.fake_y)
     real_logits = None
     if opts.relativistic:
         (real_logits, _), upd = gan.discriminator.apply(
@@ -325,9 +350,12 @@ def generator_loss(gan: GAN, opts: StepOptions, d: DiscriminatorState, batch: Ba
             opts.seen(batch.real_x, aug.real_in_g, p), batch.real_y, train=True,
             mutable=["batch_stats"])
     loss = losses.g_loss(opts.loss, logits, real_logits)
+    if opts.class_loss:  # P2GAN: images that D's projection head classifies as their labels
+        loss = loss + opts.class_loss * class_loss
+        g_metrics["g_class"] = class_loss
     if opts.mode_seeking:
         loss = loss + opts.mode_seeking * losses.mode_seeking(fake, z_BZ)
-    return loss, upd.get("batch_stats", {})
+    return loss, (upd.get("batch_stats", {}), g_metrics)
 
 
 class StepNumbers(NamedTuple):
@@ -368,12 +396,12 @@ def local_step(state: GANState, real: dict, numbers: StepNumbers, *, gan: GAN,
     def g_loss_of(fake):
         return generator_loss(gan, opts, d, batch._replace(fake_x=fake), z_BZ, aug,
                               scales.augment_p)
-    (g_loss, d_stats), fake_grad = jax.value_and_grad(g_loss_of, has_aux=True)(fake)
+    (g_loss, (d_stats, g_metrics)), fake_grad = jax.value_and_grad(g_loss_of, has_aux=True)(fake)
     (g_grads,) = g_vjp(fake_grad)
     g_updates, g_opt = gan.g_tx.update(lax.pmean(g_grads, AXIS), state.g_opt_state, state.g_params)
     g_params = optax.apply_updates(state.g_params, scaled(g_updates, scales.lr))
     # D metrics are those of the last D update, taken before it applied its gradients.
-    metrics = lax.pmean({**d_metrics, "g_loss": g_loss}, AXIS)
+    metrics = lax.pmean({**d_metrics, "g_loss": g_loss, **g_metrics}, AXIS)
     d = d._replace(stats=d_stats, aux=adapt(opts, d.aux, metrics, scales.augment_p))
     return finish_step(opts, state, g_params, g_stats, g_opt, d, metrics)
 
