@@ -46,6 +46,9 @@ CHECKS = {
             "digits.py + art_cpu's training": ("configs/digits.py", ART_CPU_TRAINING),
             "digits.py + art_cpu's training, batch 128": (
                 "configs/digits.py", {**ART_CPU_TRAINING, "train.batch_size": 128}),
+            # P2GAN's class loss (train.class_loss): aimed at the digits' GAN-test target
+            "digits.py + class loss 1": ("configs/digits.py", {"train.class_loss": 1.0}),
+            "digits.py + class loss 0.3": ("configs/digits.py", {"train.class_loss": 0.3}),
         }},
     "photos": {
         "budgets": (1000, 3000), "num": 500,  # as the search on the drawn folder
