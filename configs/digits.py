@@ -29,6 +29,11 @@ def get_config():
     # DiffAugment's translation on every image D sees: with 1,797 training images D otherwise
     # learns them by heart, and G's digits stay far less varied than the real ones.
     config.train.augment = "translation"
+    # P2GAN's class loss (Han et al. 2021): D's projection head also learns to classify the real
+    # digits and G to make digits it classifies as their labels. Without it about 3% of the
+    # digits were ambiguous (GAN-test 96.9%); with it 99.8%, the distance to the real digits
+    # unchanged (README, the digits default).
+    config.train.class_loss = 0.3
     # At the end: GAN-test accuracy and the Frechet distance in the space of a classifier trained
     # on the digits (no Inception weights needed), from 2,000 generated digits.
     config.eval.every_steps = 3000

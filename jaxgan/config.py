@@ -127,7 +127,7 @@ KEYS: dict[str, Key] = {
     "train.class_loss": number(0.0, "weight of the class loss on D's projection head read as a "
                                "classifier (P2GAN, Han et al. 2021): D learns to classify the "
                                "real images, G to make images D classifies as their labels; "
-                               "needs data with classes; 0: off"),
+                               "0: off, as it is for data without classes"),
     "train.schedule_kimg": number(0.0, "R3GAN's cosine schedules: over this many thousand images "
                                   "the learning rates, Adam beta2, r1/r2 gammas, EMA half-life "
                                   "and augment_p go from their start to their final_* values "
@@ -241,9 +241,6 @@ def resolve(config) -> ml_collections.ConfigDict:
         node[name] = float(value) if isinstance(node[name], float) else value
     check_family_keys(resolved.model)
     _check_schedules(resolved.train)
-    if resolved.train.class_loss and not resolved.data.conditional:
-        raise UserError("train.class_loss trains D's projection head as a classifier: it needs "
-                        "the class labels (data.conditional=True) or train.class_loss=0")
     if resolved.checkpoint.best_metric and not resolved.eval.every_steps:
         raise UserError(f"checkpoint.best_metric={resolved.checkpoint.best_metric!r} needs "
                         "evaluations: set eval.every_steps > 0")

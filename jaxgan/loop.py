@@ -287,6 +287,9 @@ def _start(config, workdir):
             dataset = data_lib.load(config.data)
             try:
                 gan = GAN.build(config, dataset.image_shape, dataset.num_classes)
+                if config.train.class_loss and not gan.num_classes and jax.process_index() == 0:
+                    print(f"Note: train.class_loss={config.train.class_loss:g} is off: the data "
+                          "has no classes for D to learn.", flush=True)
                 _check_state_fits(config, gan, device_bytes)
                 manager = checkpoint.make_manager(workdir, keep=config.checkpoint.keep,
                                                   best_metric=config.checkpoint.best_metric)

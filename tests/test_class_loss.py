@@ -1,7 +1,8 @@
 """train.class_loss (P2GAN, Han et al. 2021): D's projection head read as a classifier of the
 real images, and G's images pushed to be classified as their labels; hand-computed on a toy D,
-refused without classes. (The head's scores in every family: tests/test_families.py, which also
+off without classes. (The head's scores in every family: tests/test_families.py, which also
 runs the class loss through the 1 = 8 devices check.)"""
+import json
 import math
 
 import flax.linen as nn
@@ -12,7 +13,7 @@ import pytest
 from jax.sharding import PartitionSpec as P
 from conftest import tiny_config
 
-from jaxgan import config as config_lib
+import jaxgan
 from jaxgan.errors import UserError
 from jaxgan.mesh import make_mesh
 from jaxgan.models.norms import projection
@@ -75,12 +76,32 @@ def test_g_makes_images_classified_as_their_labels(weight):
     assert set(metrics) == ({"g_class"} if weight else set())
 
 
-def test_refused_without_classes():
-    message = ("train.class_loss trains D's projection head as a classifier: it needs the class "
-               "labels (data.conditional=True) or train.class_loss=0")
-    with pytest.raises(UserError, match="^" + message.replace(".", r"\.").replace("(", r"\(")
-                       .replace(")", r"\)") + "$"):
-        config_lib.resolve(tiny_config(**{"train.class_loss": 1.0, "data.conditional": False}))
-    config = config_lib.resolve(tiny_config(**{"train.class_loss": 1.0}))
-    with pytest.raises(UserError, match="^train.class_loss .* this data has none"):
-        GAN.build(config, (16, 16, 1), 0)
+class Unprojected(nn.Module):
+    """A conditional D whose head sows no class scores."""
+
+    @nn.compact
+    def __call__(self, x, labels, train=False):
+        embed = nn.Embed(2, 2, embedding_init=lambda *_: jnp.eye(2), name="projection")
+        features_BC = x.reshape(x.shape[0], 2)
+        return features_BC.sum(-1) + jnp.sum(embed(labels) * features_BC, -1), jnp.zeros(())
+
+
+def test_a_discriminator_without_class_scores_is_one_line():
+    opts = StepOptions(loss="hinge", ema_decay=0.0, mode_seeking=0.0, class_loss=0.3)
+    gan = GAN(None, Unprojected(), None, None, (1, 2, 1), 2, 1)
+    with pytest.raises(UserError, match="^train.class_loss reads D's class scores, and this "
+                       "family's discriminator sows none .*: set train.class_loss=0$"):
+        generator_loss(gan, opts, DiscriminatorState(PARAMS, {}, None, {}),
+                       Batch(REAL, REAL_Y, FAKE, FAKE_Y), None, AugmentSlots({}, {}, {}, {}), 1.0)
+
+
+def test_off_without_classes(tmp_path, capsys):
+    # The digits default sets it; an unconditional run of that config trains without it and
+    # says so (labels are dropped the same way), rather than refusing the default config.
+    config = tiny_config(**{"train.class_loss": 0.3, "data.conditional": False,
+                            "train.num_steps": 2, "train.log_every_steps": 1})
+    jaxgan.train_and_evaluate(config, str(tmp_path))
+    out = capsys.readouterr().out
+    assert "Note: train.class_loss=0.3 is off: the data has no classes for D to learn." in out
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert logged and not any("d_class" in row or "g_class" in row for row in logged)

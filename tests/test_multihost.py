@@ -21,8 +21,11 @@ from helpers import saved_state
 pytestmark = pytest.mark.slow
 
 DEVICES = 4  # in all, either layout
+# The class loss off: the layouts' comparison below holds Adam's steps to a fixed 1e-6, which the
+# class loss's extra all-reduced terms can exceed by rounding (5e-6 in 1 of 8,192 weights seen);
+# 1 = 8 devices with it on is tests/test_families.py's, with derived tolerances.
 RUN = {"train.num_steps": 2, "train.log_every_steps": 1, "train.sample_every_steps": 2,
-       "checkpoint.every_steps": 2}
+       "checkpoint.every_steps": 2, "train.class_loss": 0.0}
 
 
 def free_port() -> int:

@@ -51,7 +51,8 @@ def test_step_changes_params_and_is_deterministic(config):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, c) for a, c in zip(leaves(new_a.g_params),
                                                          leaves(new_c.g_params)))
-    assert set(metrics) == {"d_loss", "g_loss", "d_real", "d_fake", "finite"}
+    # (d_class, g_class: the digits default's class loss)
+    assert set(metrics) == {"d_loss", "g_loss", "d_real", "d_fake", "d_class", "g_class", "finite"}
     assert all(np.isfinite(float(v)) for v in metrics.values())
     assert float(metrics["finite"]) == 1.0
 

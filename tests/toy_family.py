@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgan.models.norms import embed_labels
+from jaxgan.models.norms import embed_labels, projection
 
 
 class Generator(nn.Module):
@@ -47,9 +47,9 @@ class Discriminator(nn.Module):
         h = nn.relu(nn.Dense(self.hidden)(x_BHWC.reshape(x_BHWC.shape[0], -1)))
         logits = nn.Dense(1)(h)[:, 0]
         if self.num_classes:
-            embedding = embed_labels(nn.Embed(self.num_classes, self.hidden, name="projection"),
-                                     labels_B)
-            logits = logits + jnp.sum(embedding * h, axis=-1)
+            # the projection head, its class scores sown for train.class_loss
+            logits = logits + projection(self, nn.Embed(self.num_classes, self.hidden,
+                                                        name="projection"), labels_B, h)
         if numbers is None:
             return logits, jnp.zeros((), jnp.float32)
         return logits, 0.01 * jnp.mean(numbers["keep"] * jnp.square(logits))

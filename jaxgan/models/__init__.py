@@ -11,7 +11,9 @@ support:
   declares them: a static `draw_numbers(key, n_updates, batch_size) -> {name: (n_updates,
   batch_size, ...) array}`; the step draws them for the global batch (so 1 device and N agree)
   and passes each D update's part as `numbers=` on its real batch (fastgan: which quadrant to
-  reconstruct).
+  reconstruct). A conditional discriminator's projection head goes through
+  `jaxgan.models.norms.projection`, which sows every class's score for `train.class_loss` (on in
+  the digits default; without the scores that loss is refused in one line).
 The registry (which module builds each `model.arch`, and each family's own config keys) is
 jaxgan.families, below the config: adding a family is that module plus its line there. Modules
 are imported when a family is built, so that the config can be validated before JAX starts.

@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxgan.errors import UserError
 from jaxgan.mesh import AXIS
 from jaxgan.models import build_models
 from jaxgan.training import schedules
@@ -67,9 +66,6 @@ class GAN:
 
     @classmethod
     def build(cls, config, image_shape, num_classes: int) -> "GAN":
-        if config.train.get("class_loss", 0.0) and not num_classes:
-            raise UserError("train.class_loss trains D's projection head as a classifier: it "
-                            "needs data with classes, and this data has none (set it to 0)")
         generator, discriminator = build_models(config.model, image_shape, num_classes,
                                                 axis_name=AXIS)
         g_tx, d_tx = make_optimizers(config.train)

@@ -27,6 +27,7 @@ import optax
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec as P
 
+from jaxgan.errors import UserError
 from jaxgan.mesh import AXIS
 from jaxgan.models import aux_loss_name, draw_discriminator_numbers, variables
 from jaxgan.training import augment as augment_lib, losses, schedules
@@ -265,6 +266,10 @@ def class_loss_of(opts: StepOptions, updated: dict, labels):
     `labels`; 0 when train.class_loss is off."""
     if not opts.class_loss:
         return jnp.zeros((), jnp.float32)
+    if "class_logits" not in updated.get("intermediates", {}):
+        raise UserError("train.class_loss reads D's class scores, and this family's "
+                        "discriminator sows none (jaxgan.models.norms.projection does it for a "
+                        "projection head): set train.class_loss=0")
     (class_logits_BK,) = updated["intermediates"]["class_logits"]
     return optax.softmax_cross_entropy_with_integer_labels(class_logits_BK, labels).mean()
 
@@ -467,6 +472,8 @@ def make_train_step(gan: GAN, train_config, mesh: Mesh):
     ignored when the model is unconditional.
     """
     opts = StepOptions.from_config(train_config)
+    if not gan.num_classes:  # no classes to learn: the class loss is off (the loop says so)
+        opts = dataclasses.replace(opts, class_loss=0.0)
     local = functools.partial(local_step, gan=gan, opts=opts)
     data, per_critic = P(AXIS), P(None, AXIS)
     sharded = jax.shard_map(local, mesh=mesh,
