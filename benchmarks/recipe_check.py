@@ -54,7 +54,8 @@ CHECKS = {
         "budgets": (1000, 3000), "num": 500,  # as the search on the drawn folder
         "recipes": {
             "dcgan (folder.py at 32 px)": ("configs/folder.py", {"data.resolution": 32}),
-            "art_cpu.py": ("configs/art_cpu.py", {}),
+            "art_cpu.py": ("configs/art_cpu.py", {}),  # (run at batch 64, before the r3gan study)
+            "art_cpu.py at batch 16 with the class loss": ("configs/art_cpu.py", {}),
         }},
 }
 
