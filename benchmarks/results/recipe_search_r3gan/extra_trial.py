@@ -3,6 +3,8 @@
 # changes given as JSON in argv[2], in /work/art30/r3gan/extra/<argv[1]>, on core argv[3].
 import json, pathlib, sys, types
 sys.path.insert(0, "/work/search-wt/benchmarks")
+# (The class-loss runs imported the same script from a worktree at 49be8c3, which has
+# train.class_loss: /work/cl-wt/benchmarks in place of the path above.)
 import recipe_search as rs
 name, changes, core = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
 budget = float(sys.argv[4]) if len(sys.argv) > 4 else 1000.0
