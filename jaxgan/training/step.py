@@ -68,7 +68,7 @@ class StepOptions:
             ada_target=float(train.ada_target), ada_kimg=float(train.ada_kimg),
             r1_gamma=float(train.r1_gamma), r2_gamma=float(train.r2_gamma),
             penalty_every=int(train.r1_every), lecam=float(train.lecam),
-            class_loss=float(train.get("class_loss", 0.0)),
+            class_loss=float(train.class_loss),
             batch_size=int(train.batch_size),
             decay_from=round(train.num_steps * (1.0 - train.lr_decay)),
             decay_until=int(train.num_steps), schedule_images=1000.0 * train.schedule_kimg,
